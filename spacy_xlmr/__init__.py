@@ -1,0 +1,11 @@
+"""spacy-xlmr: XLM-RoBERTa as a first-class citizen of spaCy pipelines.
+
+Factories and architectures are registered through entry points (see
+pyproject.toml), so ``spacy.blank("xx").add_pipe("xlmr_ner")`` works without
+importing this package.
+"""
+from .pipeline.ner import XLMRNER
+from .pipeline.transformer import XLMRTransformer
+
+__version__ = "0.1.0"
+__all__ = ["XLMRNER", "XLMRTransformer"]

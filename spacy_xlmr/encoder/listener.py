@@ -1,0 +1,88 @@
+"""How heads read the shared encoder: a strict listener and piece pooling.
+
+``XLMRListener`` is a spacy-transformers ``TransformerListener`` (so both
+``xlmr_transformer`` and spacy-transformers' ``transformer`` find it), with one
+change: when a doc has no ``doc._.trf_data`` at prediction time it raises an
+error naming the fix, instead of silently returning zeros.
+"""
+from typing import Callable, List, Tuple
+
+from spacy.tokens import Doc
+from spacy_transformers.data_classes import TransformerData
+from spacy_transformers.layers import TransformerListener
+from spacy_transformers.layers.trfs2arrays import trfs2arrays
+from thinc.api import Model, chain
+from thinc.types import Floats2d, Ragged
+
+
+class XLMRListener(TransformerListener):
+    name = "xlmr-listener"
+
+    def __init__(self, upstream_name: str):
+        super().__init__(upstream_name)
+        self._func = _listener_forward
+
+
+def _listener_forward(
+    model: XLMRListener, docs: List[Doc], is_train: bool
+) -> Tuple[List[TransformerData], Callable]:
+    if is_train and model._batch_id is not None:
+        model.verify_inputs(docs)
+        return model._outputs, model.backprop_and_clear
+    outputs = []
+    for doc in docs:
+        trf_data = doc._.get("trf_data") if Doc.has_extension("trf_data") else None
+        if trf_data is None:
+            raise ValueError(
+                "A component listening to the XLM-R encoder got a doc without "
+                "encoder output (doc._.trf_data is None). Run the encoder "
+                "first: keep 'transformer' enabled (spacy.load(..., "
+                "disable=[...]) must not disable it), or add it with "
+                'nlp.add_pipe("xlmr_transformer", name="transformer", first=True). '
+                "When training with a frozen encoder, list it in "
+                "[training] annotating_components."
+            )
+        outputs.append(trf_data)
+    return outputs, lambda d_outputs: []
+
+
+def build_listener(
+    pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, upstream: str = "*"
+) -> Model[List[Doc], List[Floats2d]]:
+    """Token vectors from the pipeline's encoder, pooled over each token's
+    pieces by ``pooling`` (tokens without pieces get zeros).
+
+    upstream (str): Name of the encoder component, or "*" for any.
+    grad_factor (float): Scale of the gradient sent to the encoder (0 freezes it
+        for this head).
+    """
+    listener = XLMRListener(upstream_name=upstream)
+    model: Model = chain(listener, trfs2arrays(pooling, grad_factor))
+    model.set_ref("listener", listener)
+    return model
+
+
+def reduce_first() -> Model[Ragged, Floats2d]:
+    """Each token's first piece, as Hugging Face token-classification heads
+    are trained and read out; zeros for tokens without pieces."""
+    return Model("reduce_first_or_zero", _reduce_first_forward)
+
+
+def _reduce_first_forward(
+    model: Model[Ragged, Floats2d], X: Ragged, is_train: bool
+) -> Tuple[Floats2d, Callable]:
+    xp = model.ops.xp
+    lengths = xp.asarray(X.lengths)
+    starts = xp.cumsum(lengths) - lengths
+    has_pieces = lengths > 0
+    rows = starts[has_pieces]
+    data = X.dataXd
+    Y = model.ops.alloc2f(lengths.shape[0], data.shape[1])
+    Y[has_pieces] = data[rows]
+
+    def backprop(dY: Floats2d) -> Ragged:
+        dX = model.ops.alloc2f(*data.shape)
+        dX[rows] = dY[has_pieces]
+        return Ragged(dX, X.lengths)
+
+    return Y, backprop

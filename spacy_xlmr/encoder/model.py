@@ -1,0 +1,310 @@
+"""The thinc model of the shared XLM-R encoder.
+
+``Model[List[Doc], List[TransformerData]]``: tokenizes the docs (one batched
+call to the fast tokenizer), aligns pieces to tokens exactly, cuts long docs
+into windows counted in pieces, runs the windows of the whole batch through
+``XLMRobertaModel`` in length-sorted sub-batches (little padding), and returns
+one spacy-transformers ``TransformerData`` per doc. ``TransformerData.align``
+points every token at the encoder positions of its pieces, in the window that
+owns each piece (see ``windows.py``), so listeners such as
+``spacy-transformers.TransformerListener.v1`` work unchanged.
+
+The Hugging Face objects are created lazily, when the pipeline is initialized
+(from ``name``) or loaded (from the pipeline directory), never when the config
+is resolved.
+"""
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy
+from spacy.tokens import Doc
+from spacy_transformers.data_classes import TransformerData, WordpieceBatch
+from thinc.api import (
+    ArgsKwargs,
+    Model,
+    PyTorchGradScaler,
+    PyTorchWrapper_v2,
+    torch2xp,
+    xp2torch,
+)
+from thinc.types import Floats3d, Ragged
+from transformers.modeling_outputs import BaseModelOutput
+
+from .. import hf
+from .alignment import DocPieces, tokenize_docs
+from .windows import piece_owners, window_starts
+
+EncoderModel = Model[List[Doc], List[TransformerData]]
+
+
+def build_encoder(
+    name: str = "xlm-roberta-base",
+    window_size: int = 510,
+    stride: int = 384,
+    max_batch_pieces: int = 8192,
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+) -> EncoderModel:
+    """An XLM-R encoder that outputs one ``TransformerData`` per doc.
+
+    name (str): Hugging Face hub name or local directory of an XLM-R checkpoint.
+    window_size (int): Pieces per window, without ``<s>`` and ``</s>``. At most
+        the model's maximum length minus 2 (510 for XLM-R).
+    stride (int): Pieces between window starts; smaller than ``window_size``.
+    max_batch_pieces (int): Most positions (padding included) in one forward
+        pass; a batch's windows are sorted by length and split accordingly.
+    mixed_precision (bool): Run the encoder under autocast on GPU.
+    grad_scaler_config (dict): Options for the mixed-precision grad scaler.
+    """
+    if window_size < 1:
+        raise ValueError(f"window_size must be positive, got {window_size}.")
+    if not 0 < stride < window_size:
+        raise ValueError(
+            f"stride ({stride}) must be positive and smaller than window_size "
+            f"({window_size}), so that windows overlap; e.g. stride = "
+            f"{max(1, window_size * 3 // 4)}."
+        )
+    return Model(
+        "xlmr_encoder",
+        forward,
+        init=init,
+        layers=[],
+        dims={"nO": None},
+        attrs={
+            "name": name,
+            "window_size": window_size,
+            "stride": stride,
+            "max_batch_pieces": max_batch_pieces,
+            "mixed_precision": mixed_precision,
+            "grad_scaler_config": grad_scaler_config,
+            "tokenizer": None,
+        },
+    )
+
+
+def init(model: EncoderModel, X=None, Y=None) -> None:
+    if not is_loaded(model):
+        load_encoder(model, model.attrs["name"])
+
+
+def is_loaded(model: EncoderModel) -> bool:
+    return bool(model.layers)
+
+
+def load_encoder(model: EncoderModel, name_or_path) -> None:
+    """Load config, tokenizer and weights from a hub name or directory (the
+    one path used by initialize, from_disk and from_bytes)."""
+    config = hf.load_config(name_or_path)
+    tokenizer = hf.load_tokenizer(name_or_path)
+    transformer = hf.load_encoder(name_or_path, config=config)
+    set_encoder(model, transformer, tokenizer)
+
+
+def set_encoder(model: EncoderModel, transformer, tokenizer) -> None:
+    """Install a ``XLMRobertaModel`` and its tokenizer in ``model``."""
+    config = transformer.config
+    # RoBERTa position ids start after the padding index.
+    max_length = config.max_position_embeddings - config.pad_token_id - 1
+    window_size = model.attrs["window_size"]
+    if window_size + 2 > max_length:
+        raise ValueError(
+            f"window_size = {window_size} is too large: with <s> and </s> a "
+            f"window would have {window_size + 2} positions, but the model "
+            f"takes at most {max_length}. Set window_size <= {max_length - 2}."
+        )
+    grad_scaler = PyTorchGradScaler(**model.attrs["grad_scaler_config"])
+    wrapper = PyTorchWrapper_v2(
+        transformer,
+        convert_inputs=_convert_inputs,
+        convert_outputs=_convert_outputs,
+        mixed_precision=model.attrs["mixed_precision"],
+        grad_scaler=grad_scaler,
+    )
+    if model.layers:
+        model.layers[0] = wrapper
+    else:
+        model.layers.append(wrapper)
+    model.attrs["tokenizer"] = tokenizer
+    model.set_dim("nO", config.hidden_size, force=True)
+
+
+def get_transformer(model: EncoderModel):
+    """The ``XLMRobertaModel`` torch module of an initialized encoder."""
+    _check_loaded(model)
+    return model.layers[0].shims[0]._model
+
+
+def save_encoder(model: EncoderModel, path: Path) -> None:
+    """Write the encoder as a Hugging Face directory (safetensors weights)."""
+    _check_loaded(model)
+    path.mkdir(parents=True, exist_ok=True)
+    get_transformer(model).save_pretrained(path, safe_serialization=True)
+    model.attrs["tokenizer"].save_pretrained(path)
+
+
+def encoder_to_bytes(model: EncoderModel) -> Dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as tmp:
+        save_encoder(model, Path(tmp))
+        return {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
+
+
+def encoder_from_bytes(model: EncoderModel, files: Dict[str, bytes]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for filename, data in files.items():
+            (Path(tmp) / Path(filename).name).write_bytes(data)
+        load_encoder(model, tmp)
+
+
+def _check_loaded(model: EncoderModel) -> None:
+    if not is_loaded(model):
+        raise ValueError(
+            "The XLM-R encoder has no weights yet. Call nlp.initialize() to "
+            f"load '{model.attrs['name']}', or load a trained pipeline."
+        )
+
+
+def forward(
+    model: EncoderModel, docs: List[Doc], is_train: bool
+) -> Tuple[List[TransformerData], Callable]:
+    _check_loaded(model)
+    tokenizer = model.attrs["tokenizer"]
+    window_size = model.attrs["window_size"]
+    stride = model.attrs["stride"]
+    doc_pieces = tokenize_docs(tokenizer, docs)
+
+    # Every window of every doc: (doc index, first piece, ids with specials).
+    windows: List[Tuple[int, int, List[int]]] = []
+    doc_windows: List[List[int]] = []
+    for doc_i, pieces in enumerate(doc_pieces):
+        doc_windows.append([])
+        for start in window_starts(len(pieces), window_size, stride):
+            ids = pieces.ids[start : start + window_size]
+            doc_windows[-1].append(len(windows))
+            windows.append(
+                (doc_i, start, [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id])
+            )
+
+    transformer = model.layers[0]
+    outputs: List[Optional[Floats3d]] = [None] * len(windows)
+    callbacks = []
+    for batch in _length_batches(windows, model.attrs["max_batch_pieces"]):
+        input_ids, mask = _pad(
+            [windows[i][2] for i in batch], tokenizer.pad_token_id
+        )
+        hidden, backprop_batch = transformer((input_ids, mask), is_train)
+        for row, window_i in enumerate(batch):
+            outputs[window_i] = hidden[row, : len(windows[window_i][2])]
+        callbacks.append((batch, hidden.shape, backprop_batch))
+
+    width = model.get_dim("nO")
+    ops = model.ops
+    trf_datas = []
+    for doc_i, pieces in enumerate(doc_pieces):
+        window_ids = doc_windows[doc_i]
+        lengths = [len(windows[i][2]) for i in window_ids]
+        seq_len = max(lengths)
+        hidden = ops.alloc3f(len(window_ids), seq_len, width)
+        for row, window_i in enumerate(window_ids):
+            hidden[row, : lengths[row]] = outputs[window_i]
+        trf_datas.append(
+            TransformerData(
+                wordpieces=_wordpieces(
+                    [windows[i] for i in window_ids], pieces, tokenizer
+                ),
+                model_output=BaseModelOutput(last_hidden_state=hidden),
+                align=_align(pieces, [windows[i][1] for i in window_ids], model, seq_len),
+            )
+        )
+
+    def backprop(d_hidden: List[Optional[Floats3d]]) -> List[Doc]:
+        """Take each doc's gradient for its ``last_hidden_state`` (None for no
+        gradient) back through the encoder."""
+        d_windows: List[Optional[Floats3d]] = [None] * len(windows)
+        for doc_i, d_doc in enumerate(d_hidden):
+            if d_doc is None:
+                continue
+            for row, window_i in enumerate(doc_windows[doc_i]):
+                d_windows[window_i] = d_doc[row]
+        for batch, shape, backprop_batch in callbacks:
+            d_batch = ops.alloc3f(*shape)
+            for row, window_i in enumerate(batch):
+                d_window = d_windows[window_i]
+                if d_window is not None:
+                    length = len(windows[window_i][2])
+                    d_batch[row, :length] = d_window[:length]
+            backprop_batch(d_batch)
+        return []
+
+    return trf_datas, backprop
+
+
+def _length_batches(
+    windows: List[Tuple[int, int, List[int]]], max_batch_pieces: int
+) -> List[List[int]]:
+    """Group window indices by length so that each padded batch holds at most
+    ``max_batch_pieces`` positions (a single longer window is its own batch)."""
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i][2]))
+    batches: List[List[int]] = []
+    for window_i in order:
+        length = len(windows[window_i][2])
+        if batches and length * (len(batches[-1]) + 1) <= max_batch_pieces:
+            batches[-1].append(window_i)
+        else:
+            batches.append([window_i])
+    return batches
+
+
+def _pad(rows: List[List[int]], pad_id: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    seq_len = max(len(row) for row in rows)
+    input_ids = numpy.full((len(rows), seq_len), pad_id, dtype="int64")
+    mask = numpy.zeros((len(rows), seq_len), dtype="int64")
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return input_ids, mask
+
+
+def _wordpieces(windows, pieces: DocPieces, tokenizer) -> WordpieceBatch:
+    input_ids, mask = _pad([ids for _, _, ids in windows], tokenizer.pad_token_id)
+    strings = [
+        [tokenizer.cls_token, *pieces.strings[start : start + len(ids) - 2], tokenizer.sep_token]
+        for _, start, ids in windows
+    ]
+    return WordpieceBatch(
+        strings=strings,
+        input_ids=input_ids,
+        attention_mask=mask.astype("float32"),
+        lengths=[len(ids) for _, _, ids in windows],
+        token_type_ids=None,
+    )
+
+
+def _align(pieces: DocPieces, starts: List[int], model: EncoderModel, seq_len: int) -> Ragged:
+    """Token → rows of the doc's flattened ``(windows * seq_len, width)``
+    output, each piece taken from the window that owns it."""
+    owners = piece_owners(len(pieces), starts, model.attrs["window_size"])
+    rows = [window * seq_len + position for window, position in owners]
+    lengths = numpy.array([len(p) for p in pieces.token_pieces], dtype="int32")
+    data = numpy.array(
+        [rows[p] for token in pieces.token_pieces for p in token], dtype="int32"
+    )
+    return Ragged(data, lengths)
+
+
+def _convert_inputs(model: Model, X, is_train: bool):
+    input_ids, mask = X
+    kwargs = {"input_ids": xp2torch(input_ids), "attention_mask": xp2torch(mask)}
+    return ArgsKwargs(args=(), kwargs=kwargs), lambda d_inputs: []
+
+
+def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
+    _, output = inputs_outputs
+    hidden = output.last_hidden_state
+
+    def backprop(d_hidden):
+        return ArgsKwargs(
+            args=(hidden,), kwargs={"grad_tensors": xp2torch(d_hidden)}
+        )
+
+    return torch2xp(hidden), backprop

@@ -1,0 +1,146 @@
+"""The one path from a Hugging Face name or directory to XLM-R objects.
+
+Every component loads configs, tokenizers and weights through this module, so
+that a hub name and a local directory behave the same, errors are the same
+everywhere, and loading is safe: weights are read with safetensors (or with
+``torch.load(weights_only=True)`` inside ``transformers`` for ``.bin`` files)
+and ``trust_remote_code`` is never enabled.
+"""
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+import torch
+
+SUPPORTED_MODEL_TYPES = ("xlm-roberta",)
+PathOrName = Union[str, Path]
+
+
+class CheckpointError(ValueError):
+    """A model name or directory that can't be used as an XLM-R checkpoint."""
+
+
+def _not_found(name: PathOrName, err: Exception) -> CheckpointError:
+    path = Path(str(name))
+    if path.exists() or str(name).startswith((".", "/", "~")):
+        return CheckpointError(
+            f"Could not load an XLM-R checkpoint from the directory '{name}': {err}\n"
+            "The directory must hold what `save_pretrained` writes: config.json, "
+            "model.safetensors (or pytorch_model.bin) and the tokenizer files "
+            "(tokenizer.json or sentencepiece.bpe.model)."
+        )
+    return CheckpointError(
+        f"Could not load '{name}': it is not a local directory and the Hugging "
+        f"Face Hub could not provide it ({type(err).__name__}: {err}).\n"
+        "If this machine is offline, download the model where there is network "
+        f"(`huggingface-cli download {name} --local-dir ./{Path(str(name)).name}`), "
+        "copy the directory here and set the component's `name` to its path, "
+        f"e.g. `name = \"./{Path(str(name)).name}\"`."
+    )
+
+
+def load_config(name: PathOrName):
+    """Load and check the ``XLMRobertaConfig`` of a hub name or directory."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(name), trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _not_found(name, err) from err
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        raise CheckpointError(
+            f"'{name}' is a '{config.model_type}' checkpoint, not XLM-RoBERTa. "
+            "spacy-xlmr components need an XLM-R model (model_type "
+            f"{' or '.join(SUPPORTED_MODEL_TYPES)}), e.g. 'xlm-roberta-base' "
+            "or a directory saved from XLMRobertaModel / XLMRobertaFor*."
+        )
+    return config
+
+
+def load_tokenizer(name: PathOrName):
+    """Load the fast (Rust) XLM-R tokenizer, which gives character offsets."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(name), use_fast=True, trust_remote_code=False
+        )
+    except (OSError, ValueError) as err:
+        raise _not_found(name, err) from err
+    if not tokenizer.is_fast:
+        raise CheckpointError(
+            f"'{name}' has no fast tokenizer and it could not be converted. "
+            "Install `sentencepiece` and `protobuf`, or save the checkpoint "
+            "with a tokenizer.json."
+        )
+    return tokenizer
+
+
+def load_encoder(name: PathOrName, config=None):
+    """Load the ``XLMRobertaModel`` weights of any XLM-R checkpoint (a bare
+    encoder or one with a task head: the ``roberta.`` prefix is handled)."""
+    from transformers import XLMRobertaModel
+
+    config = config if config is not None else load_config(name)
+    try:
+        return XLMRobertaModel.from_pretrained(
+            str(name), config=config, add_pooling_layer=False,
+            trust_remote_code=False, attn_implementation="sdpa",
+        )
+    except (OSError, ValueError) as err:
+        raise _not_found(name, err) from err
+
+
+def load_head_state_dict(
+    name: PathOrName, prefixes: tuple
+) -> Dict[str, torch.Tensor]:
+    """Read the weights of a task head (keys starting with one of
+    ``prefixes``, e.g. ``("classifier.",)``) from a fine-tuned checkpoint.
+
+    Only local directories are read directly; hub names are resolved to their
+    cached snapshot first. ``.safetensors`` files are preferred; ``.bin`` files
+    are read with ``torch.load(weights_only=True)``.
+    """
+    directory = _resolve_directory(name)
+    state: Dict[str, torch.Tensor] = {}
+    safetensors_files = sorted(directory.glob("*.safetensors"))
+    if safetensors_files:
+        from safetensors.torch import load_file
+
+        for path in safetensors_files:
+            state.update(load_file(str(path)))
+    else:
+        for path in sorted(directory.glob("pytorch_model*.bin")):
+            state.update(torch.load(path, map_location="cpu", weights_only=True))
+    head = {key: value for key, value in state.items() if key.startswith(prefixes)}
+    if not head:
+        raise CheckpointError(
+            f"'{name}' holds no weights for this head (no keys starting with "
+            f"{', '.join(prefixes)}). Is it the right kind of fine-tuned "
+            "checkpoint for this component?"
+        )
+    return head
+
+
+def _resolve_directory(name: PathOrName) -> Path:
+    path = Path(str(name)).expanduser()
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                str(name), allow_patterns=["*.json", "*.safetensors", "*.bin"]
+            )
+        )
+    except Exception as err:  # the hub client raises many types
+        raise _not_found(name, err) from err
+
+
+def label_maps(config) -> Optional[Dict[int, str]]:
+    """The ``id2label`` of a config, or None when it only has the default
+    ``LABEL_0 …`` names that ``transformers`` invents."""
+    id2label = {int(i): label for i, label in config.id2label.items()}
+    if all(label == f"LABEL_{i}" for i, label in id2label.items()):
+        return None
+    return id2label

@@ -1,0 +1,35 @@
+"""One-line pipelines from fine-tuned Hugging Face checkpoints."""
+from typing import Any, Dict, Optional
+
+import spacy
+from spacy.language import Language
+
+# HF task name -> (spaCy factory, default component name).
+TASKS = {"token-classification": ("xlmr_ner", "ner")}
+
+
+def from_huggingface(
+    checkpoint: str,
+    task: str = "token-classification",
+    *,
+    lang: str = "xx",
+    config: Optional[Dict[str, Any]] = None,
+    encoder_config: Optional[Dict[str, Any]] = None,
+) -> Language:
+    """A blank ``lang`` pipeline whose encoder and head are imported from the
+    fine-tuned ``checkpoint`` (hub name or directory), ready to use or to keep
+    training. E.g. ``from_huggingface("./xlmr-ner", "token-classification")``.
+
+    config (dict): Settings for the head component (e.g. ``{"decoder": "greedy"}``).
+    encoder_config (dict): Settings for the encoder model (e.g. ``{"stride": 256}``).
+    """
+    if task not in TASKS:
+        raise ValueError(f"Unknown task '{task}'. Supported: {', '.join(TASKS)}.")
+    factory, name = TASKS[task]
+    nlp = spacy.blank(lang)
+    model = {"name": str(checkpoint), **(encoder_config or {})}
+    nlp.add_pipe("xlmr_transformer", name="transformer", config={"model": model})
+    nlp.add_pipe(factory, name=name, config=config or {})
+    nlp.config["initialize"]["components"][name] = {"hf_checkpoint": str(checkpoint)}
+    nlp.initialize()
+    return nlp

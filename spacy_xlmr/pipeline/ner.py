@@ -1,0 +1,311 @@
+"""``xlmr_ner``: named entities from a token-classification head on XLM-R.
+
+Each token is classified from its first piece (as Hugging Face token
+classification heads are trained), the tag scores are decoded into valid,
+non-overlapping entities on spaCy token boundaries (see ``entity_tags.py``),
+and ``doc.ents`` is set. Each entity's confidence is in ``span._.ent_score``.
+"""
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy
+import srsly
+from spacy import util
+from spacy.language import Language
+from spacy.pipeline.pipe import deserialize_config
+from spacy.pipeline.trainable_pipe import TrainablePipe
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_get_examples
+from spacy.vocab import Vocab
+from spacy_transformers.layers import TransformerListener
+from thinc.api import Config, Model, SequenceCategoricalCrossentropy
+from thinc.types import Floats2d
+
+from .. import hf
+from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, build_head, set_head_state
+from .entity_tags import (
+    DECODERS,
+    biluo_to_scheme,
+    check_scheme,
+    decode,
+    labels_from_tags,
+    make_tags,
+    scheme_of,
+)
+
+DEFAULT_NER_MODEL = """
+[model]
+@architectures = "spacy-xlmr.TokenClassifier.v1"
+nO = null
+dropout = 0.1
+
+[model.tok2vec]
+@architectures = "spacy-xlmr.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "*"
+
+[model.tok2vec.pooling]
+@layers = "spacy-xlmr.reduce_first.v1"
+"""
+DEFAULT_NER_MODEL = Config().from_str(DEFAULT_NER_MODEL)["model"]
+ENCODER_FACTORIES = ("xlmr_transformer", "transformer")
+
+
+@Language.factory(
+    "xlmr_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "span._.ent_score"],
+    default_config={
+        "model": DEFAULT_NER_MODEL,
+        "scheme": "BIO",
+        "decoder": "viterbi",
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={
+        "ents_f": 1.0,
+        "ents_p": 0.0,
+        "ents_r": 0.0,
+        "ents_per_type": None,
+    },
+)
+def make_xlmr_ner(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], List[Floats2d]],
+    scheme: str,
+    decoder: str,
+    scorer: Optional[Callable],
+) -> "XLMRNER":
+    """Named entities from XLM-R. If the pipeline has no encoder yet, an
+    ``xlmr_transformer`` named "transformer" is added first.
+
+    scheme (str): "BIO" (as HF checkpoints) or "BILUO".
+    decoder (str): "viterbi" (best valid tag sequence) or "greedy" (the HF
+        token-classification pipeline's reading of the argmax tags).
+    """
+    add_encoder_if_missing(nlp, model)
+    return XLMRNER(
+        nlp.vocab, model, name=name, scheme=scheme, decoder=decoder, scorer=scorer
+    )
+
+
+def add_encoder_if_missing(nlp: Language, model: Model) -> None:
+    """Add the shared encoder in front of a head that listens to one, when the
+    pipeline has none yet (``nlp.add_pipe("xlmr_ner")`` just works)."""
+    listens = any(isinstance(node, TransformerListener) for node in model.walk())
+    factories = {nlp.get_pipe_meta(name).factory for name in nlp.component_names}
+    if listens and not factories.intersection(ENCODER_FACTORIES):
+        nlp.add_pipe("xlmr_transformer", name="transformer", first=True)
+
+
+class XLMRNER(TrainablePipe):
+    """Named entity recognition with a token-classification head."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], List[Floats2d]],
+        name: str = "xlmr_ner",
+        *,
+        scheme: str = "BIO",
+        decoder: str = "viterbi",
+        scorer: Optional[Callable] = get_ner_prf,
+    ) -> None:
+        check_scheme(scheme)
+        if decoder not in DECODERS:
+            raise ValueError(
+                f"Unknown decoder '{decoder}'. Use one of: {', '.join(DECODERS)}."
+            )
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict = {
+            "labels": [],
+            "tags": [],
+            "scheme": scheme,
+            "decoder": decoder,
+            "width": None,
+        }
+        if not Span.has_extension("ent_score"):
+            Span.set_extension("ent_score", default=None)
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """The entity labels."""
+        return tuple(self.cfg["labels"])
+
+    @property
+    def tags(self) -> Tuple[str, ...]:
+        """The tags the head predicts, in the order of its outputs."""
+        return tuple(self.cfg["tags"])
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
+        """Tag logits for each token of each doc."""
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return [self.model.ops.alloc2f(len(doc), len(self.tags)) for doc in docs]
+        return self.model.predict(docs)
+
+    def set_annotations(self, docs: Iterable[Doc], scores: List[Floats2d]) -> None:
+        """Decode the scores into ``doc.ents`` (all other tokens are set to
+        outside) and store each entity's confidence in ``span._.ent_score``."""
+        for doc, logits in zip(docs, scores):
+            if len(doc) == 0:
+                continue
+            probs = _softmax(self.model.ops.to_numpy(logits))
+            has_pieces = self.model.ops.to_numpy(doc._.trf_data.align.lengths) > 0
+            entities = decode(probs, self.tags, has_pieces, self.cfg["decoder"])
+            spans = [Span(doc, start, end, label) for start, end, label, _ in entities]
+            doc.set_ents(spans, default="outside")
+            for span, (_, _, _, score) in zip(doc.ents, entities):
+                span._.ent_score = score
+
+    def get_loss(
+        self, examples: Iterable[Example], scores: List[Floats2d]
+    ) -> Tuple[float, List[Floats2d]]:
+        """Softmax cross-entropy of the tags against the gold entities aligned
+        to the predicted tokens; tokens with missing or misaligned gold tags
+        don't count. The gradient is with respect to the logits."""
+        scheme = self.cfg["scheme"]
+        truths = []
+        for eg in examples:
+            aligned = eg.get_aligned_ner()
+            truths.append([biluo_to_scheme(tag, scheme) for tag in aligned])
+        for tags in truths:
+            for tag in tags:
+                if tag is not None and tag not in self.cfg["tags"]:
+                    raise ValueError(
+                        f"[{self.name}] Gold tag '{tag}' isn't one of this "
+                        f"component's tags. Add the label with "
+                        f"add_label('{tag[2:]}') or initialize with all labels."
+                    )
+        loss_func = SequenceCategoricalCrossentropy(
+            names=self.tags, normalize=False, missing_value=None
+        )
+        probs = [self.model.ops.asarray2f(_softmax(self.model.ops.to_numpy(s))) for s in scores]
+        d_scores, loss = loss_func(probs, truths)
+        return float(loss), d_scores
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+        hf_checkpoint: Optional[str] = None,
+    ) -> None:
+        """Set up the labels and create the head.
+
+        labels (Sequence[str]): Entity labels; by default read from the examples.
+        hf_checkpoint (str): Hub name or directory of a fine-tuned
+            ``XLMRobertaForTokenClassification``: its ``id2label`` becomes the
+            tag set and its classifier weights the head (use the same
+            checkpoint as the encoder's ``name``).
+        """
+        validate_get_examples(get_examples, "XLMRNER.initialize")
+        if hf_checkpoint is not None:
+            tags = _checkpoint_tags(hf_checkpoint)
+            checkpoint_labels = labels_from_tags(tags)
+            if labels is not None and set(labels) != set(checkpoint_labels):
+                raise ValueError(
+                    f"[{self.name}] The labels given ({sorted(labels)}) differ "
+                    f"from those of '{hf_checkpoint}' ({sorted(checkpoint_labels)}). "
+                    "Leave labels unset to use the checkpoint's."
+                )
+            self.cfg["scheme"] = scheme_of(tags)
+            labels = checkpoint_labels
+        else:
+            if labels is None:
+                found = set()
+                for eg in islice(get_examples(), None):
+                    found.update(ent.label_ for ent in eg.reference.ents)
+                labels = sorted(found)
+            tags = make_tags(labels, self.cfg["scheme"])
+        self.cfg["labels"] = list(labels)
+        self.cfg["tags"] = list(tags)
+        self.cfg["width"] = _encoder_width(self.model, self.name)
+        self._build_head()
+        if hf_checkpoint is not None:
+            set_head_state(
+                self.model, hf.load_head_state_dict(hf_checkpoint, HEAD_WEIGHT_PREFIXES)
+            )
+
+    def add_label(self, label: str) -> int:
+        """Add an entity label; an initialized head grows new outputs."""
+        if not isinstance(label, str):
+            raise ValueError(f"Entity labels must be strings, got {label!r}.")
+        if label in self.labels:
+            return 0
+        self.cfg["labels"].append(label)
+        new_tags = make_tags([label], self.cfg["scheme"])[1:]
+        self.cfg["tags"].extend(new_tags)
+        if self.cfg["width"] is not None:
+            self._build_head(keep=True)
+        return 1
+
+    def _build_head(self, keep: bool = False) -> None:
+        build_head(
+            self.model, self.cfg["width"], len(self.cfg["tags"]), keep_weights=keep
+        )
+
+    def from_bytes(
+        self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
+    ) -> "XLMRNER":
+        msg = srsly.msgpack_loads(bytes_data)
+        if "cfg" not in exclude and "cfg" in msg:
+            self.cfg.update(srsly.json_loads(msg["cfg"]))
+        if "vocab" not in exclude and "vocab" in msg:
+            self.vocab.from_bytes(msg["vocab"], exclude=exclude)
+        if "model" not in exclude and "model" in msg:
+            self._load_model(msg["model"])
+        return self
+
+    def from_disk(
+        self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
+    ) -> "XLMRNER":
+        deserialize = {
+            "cfg": lambda p: self.cfg.update(deserialize_config(p)),
+            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
+            "model": lambda p: self._load_model(Path(p).read_bytes()),
+        }
+        util.from_disk(path, deserialize, exclude)
+        return self
+
+    def _load_model(self, data: bytes) -> None:
+        if self.cfg["width"] is not None:
+            self._build_head()
+        self.model.from_bytes(data)
+
+
+def _softmax(logits: numpy.ndarray) -> numpy.ndarray:
+    shifted = numpy.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _checkpoint_tags(checkpoint: str) -> List[str]:
+    id2label = hf.label_maps(hf.load_config(checkpoint))
+    if id2label is None:
+        raise ValueError(
+            f"'{checkpoint}' has no entity labels (its config's id2label only "
+            "has LABEL_0, LABEL_1, ...). Import a checkpoint fine-tuned for "
+            "token classification with BIO labels such as 'B-PER'."
+        )
+    return [id2label[i] for i in range(len(id2label))]
+
+
+def _encoder_width(model: Model, name: str) -> int:
+    for node in model.walk():
+        if isinstance(node, TransformerListener) and node.has_dim("nO"):
+            return node.get_dim("nO")
+    raise ValueError(
+        f"[{name}] Can't find the width of the encoder this component listens "
+        "to. Initialize the pipeline with the encoder in front of it "
+        "(nlp.initialize()), or add one with "
+        'nlp.add_pipe("xlmr_transformer", name="transformer", first=True).'
+    )

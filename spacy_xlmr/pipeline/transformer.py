@@ -1,0 +1,195 @@
+"""``xlmr_transformer``: the shared XLM-R encoder component.
+
+Runs the encoder once per doc and stores a spacy-transformers
+``TransformerData`` in ``doc._.trf_data``; every head (``xlmr_ner``, spaCy's own
+``ner``/``textcat``/``tagger`` with ``spacy-transformers.TransformerListener.v1``)
+listens to it. A drop-in for spacy-transformers' ``transformer`` whose listener
+plumbing it inherits, with exact piece alignment and windows counted in pieces.
+"""
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
+
+import srsly
+from spacy import util
+from spacy.language import Language
+from spacy.pipeline.pipe import deserialize_config
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples
+from spacy.util import minibatch
+from spacy.vocab import Vocab
+from spacy_transformers.data_classes import TransformerData
+from spacy_transformers.layers import TransformerListener
+from spacy_transformers.pipeline_component import Transformer, install_extensions
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+
+from ..encoder.model import (
+    encoder_from_bytes,
+    encoder_to_bytes,
+    load_encoder,
+    save_encoder,
+)
+
+DEFAULT_ENCODER_MODEL = """
+[model]
+@architectures = "spacy-xlmr.Encoder.v1"
+name = "xlm-roberta-base"
+window_size = 510
+stride = 384
+max_batch_pieces = 8192
+mixed_precision = false
+grad_scaler_config = {}
+"""
+DEFAULT_ENCODER_MODEL = Config().from_str(DEFAULT_ENCODER_MODEL)["model"]
+
+
+@Language.factory(
+    "xlmr_transformer",
+    assigns=["doc._.trf_data"],
+    default_config={"model": DEFAULT_ENCODER_MODEL},
+)
+def make_xlmr_transformer(
+    nlp: Language, name: str, model: Model[List[Doc], List[TransformerData]]
+) -> "XLMRTransformer":
+    """The shared XLM-R encoder. ``model.name`` is a hub name or a directory."""
+    return XLMRTransformer(nlp.vocab, model, name=name)
+
+
+class XLMRTransformer(Transformer):
+    """The shared XLM-R encoder: stores ``TransformerData`` in
+    ``doc._.trf_data`` and feeds its output and gradients to listeners."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], List[TransformerData]],
+        *,
+        name: str = "transformer",
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.cfg: Dict = {}
+        self.listener_map: Dict[str, List[TransformerListener]] = {}
+        install_extensions()
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Encode a stream of docs in batches (windows are length-sorted
+        within each batch by the model)."""
+        install_extensions()
+        for batch in minibatch(stream, batch_size):
+            batch = list(batch)
+            self.set_annotations(batch, self.predict(batch))
+            yield from batch
+
+    def predict(self, docs: Iterable[Doc]) -> List[TransformerData]:
+        """Encode ``docs`` without modifying them."""
+        return self.model.predict(list(docs))
+
+    def set_annotations(
+        self, docs: Iterable[Doc], trf_datas: List[TransformerData]
+    ) -> None:
+        """Store each doc's encoder output in ``doc._.trf_data``."""
+        for doc, trf_data in zip(docs, trf_datas):
+            doc._.trf_data = trf_data
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Run the encoder on the predicted docs and hand the output to the
+        listeners. The last listener to backprop triggers the encoder's own
+        backward pass and weight update, with the gradients of all listeners
+        summed."""
+        validate_examples(examples, "XLMRTransformer.update")
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        docs = [eg.predicted for eg in examples]
+        if not docs:
+            return losses
+        set_dropout_rate(self.model, drop)
+        trf_datas, backprop_encoder = self.model.begin_update(docs)
+        d_hidden: List = [None] * len(docs)
+
+        def accumulate_gradient(d_trf_datas: List[TransformerData]) -> List[Doc]:
+            for i, d_trf_data in enumerate(d_trf_datas):
+                d_output = d_trf_data.model_output.last_hidden_state
+                losses[self.name] += float((d_output**2).sum())
+                if d_hidden[i] is None:
+                    d_hidden[i] = d_output.copy()
+                else:
+                    d_hidden[i] += d_output
+            return []
+
+        def backprop(d_trf_datas: List[TransformerData]) -> List[Doc]:
+            accumulate_gradient(d_trf_datas)
+            backprop_encoder(d_hidden)
+            if sgd is not None:
+                self.model.finish_update(sgd)
+            return []
+
+        batch_id = TransformerListener.get_batch_id(docs)
+        for listener in self.listeners[:-1]:
+            listener.receive(batch_id, trf_datas, accumulate_gradient)
+        if self.listeners:
+            self.listeners[-1].receive(batch_id, trf_datas, backprop)
+        return losses
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+    ) -> None:
+        """Load the encoder named in the config (unless it already has
+        weights, e.g. when sourced from a trained pipeline) and connect the
+        listeners of later components."""
+        self.model.initialize()
+        if nlp is not None:
+            for i, (_, component) in enumerate(nlp.pipeline):
+                if component is self:
+                    for _, downstream in nlp.pipeline[i + 1 :]:
+                        self.find_listeners(downstream)
+                    break
+
+    def to_disk(
+        self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
+    ) -> None:
+        """Save the encoder as a Hugging Face directory under ``path/model``."""
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "model": lambda p: save_encoder(self.model, Path(p)),
+        }
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(
+        self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
+    ) -> "XLMRTransformer":
+        """Load the encoder saved by ``to_disk`` (no network)."""
+        deserialize = {
+            "cfg": lambda p: self.cfg.update(deserialize_config(p)),
+            "model": lambda p: load_encoder(self.model, Path(p)),
+        }
+        util.from_disk(path, deserialize, exclude)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        serialize = {
+            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "model": lambda: encoder_to_bytes(self.model),
+        }
+        return util.to_bytes(serialize, exclude)
+
+    def from_bytes(
+        self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
+    ) -> "XLMRTransformer":
+        deserialize = {
+            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "model": lambda b: encoder_from_bytes(self.model, b),
+        }
+        util.from_bytes(bytes_data, deserialize, exclude)
+        return self

@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny XLM-R checkpoints built once per test run, offline."""
+from pathlib import Path
+
+import pytest
+import spacy
+import torch
+
+from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
+
+NER_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+
+def pytest_configure(config):
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random XLM-R encoder with a tokenizer trained on shipped text."""
+    return build_checkpoint(tmp_path_factory.mktemp("tiny-xlmr"), shipped_texts())
+
+
+@pytest.fixture(scope="session")
+def token_classification_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """A 'fine-tuned' XLMRobertaForTokenClassification on the tiny encoder:
+    BIO id2label and a classifier with well-separated random logits."""
+    from transformers import AutoTokenizer, XLMRobertaForTokenClassification
+
+    output = tmp_path_factory.mktemp("tiny-xlmr-ner")
+    model = XLMRobertaForTokenClassification.from_pretrained(
+        tiny_checkpoint,
+        num_labels=len(NER_TAGS),
+        id2label=dict(enumerate(NER_TAGS)),
+        label2id={tag: i for i, tag in enumerate(NER_TAGS)},
+    )
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        weight = model.classifier.weight
+        weight.copy_(torch.randn(weight.shape, generator=generator) * 0.5)
+        model.classifier.bias.copy_(torch.tensor([1.0, 0, 0, 0, 0, 0, 0]))
+    model.save_pretrained(output)
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(output)
+    return output
+
+
+def make_nlp(checkpoint: Path, *, lang: str = "xx", **encoder_config):
+    """A blank pipeline with the encoder loaded from ``checkpoint``."""
+    nlp = spacy.blank(lang)
+    config = {"model": {"name": str(checkpoint), **encoder_config}}
+    nlp.add_pipe("xlmr_transformer", name="transformer", config=config)
+    return nlp

@@ -1,0 +1,147 @@
+"""xlmr_ner with an imported XLMRobertaForTokenClassification gives HF's
+numbers: per-piece logits within 1e-4, and with the greedy decoder the same
+entities as the HF token-classification pipeline (aggregation "first")."""
+import numpy
+import pytest
+import torch
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from spacy_xlmr.encoder.model import get_transformer
+from spacy_xlmr.heads.token_classification import get_head_module
+
+from spacy_xlmr.load import from_huggingface
+
+from ..conftest import NER_TAGS
+
+# Whitespace-tokenized text whose words the tiny tokenizer splits without a
+# lone "▁" piece (see test_lone_metaspace_pieces_are_where_hf_differs).
+TEXTS = [
+    "Gwyneth Paltrow and David Johnson visited California in June",
+    "O Governo da Indonésia e a Comissão Europa em Atenas",
+    "Kim Jones of Liverpool met President John Adams at Chelsea",
+    "Ninguém na Assembleia Geral falou com Paul Martin sobre Napoli",
+    "The Labour Government in Britain and the American Commission",
+]
+
+
+@pytest.fixture(scope="module")
+def imported_nlp(token_classification_checkpoint):
+    return from_huggingface(
+        str(token_classification_checkpoint), "token-classification",
+        config={"decoder": "greedy"},
+    )
+
+
+@pytest.fixture(scope="module")
+def hf_model(token_classification_checkpoint):
+    from transformers import XLMRobertaForTokenClassification
+
+    return XLMRobertaForTokenClassification.from_pretrained(
+        token_classification_checkpoint
+    ).eval()
+
+
+def _whitespace_doc(nlp, text):
+    return Doc(nlp.vocab, words=text.split(" "))
+
+
+def test_import_takes_labels_from_id2label(imported_nlp):
+    ner = imported_nlp.get_pipe("ner")
+    assert ner.tags == tuple(NER_TAGS)
+    assert set(ner.labels) == {"PER", "ORG", "LOC"}
+
+
+def _has_lone_metaspace(tokenizer, text):
+    return "▁" in tokenizer.tokenize(text)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_piece_logits_equal_hf(imported_nlp, hf_model, text):
+    tokenizer = imported_nlp.get_pipe("transformer").model.attrs["tokenizer"]
+    inputs = tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        expected = hf_model(**inputs).logits[0].numpy()
+    doc = imported_nlp(_whitespace_doc(imported_nlp, text))
+    hidden = doc._.trf_data.model_output.last_hidden_state[0]
+    assert doc._.trf_data.wordpieces.input_ids[0].tolist() == inputs["input_ids"][0].tolist()
+    head = get_head_module(imported_nlp.get_pipe("ner").model).eval()
+    with torch.no_grad():
+        ours = head(torch.from_numpy(numpy.ascontiguousarray(hidden))).numpy()
+    numpy.testing.assert_allclose(ours, expected, atol=1e-4)
+
+
+def test_encoder_weights_are_the_checkpoints(imported_nlp, hf_model):
+    ours = get_transformer(imported_nlp.get_pipe("transformer").model).state_dict()
+    theirs = hf_model.roberta.state_dict()
+    assert set(ours) == set(theirs) - {"pooler.dense.weight", "pooler.dense.bias"} or set(ours) <= set(theirs)
+    for key, value in ours.items():
+        torch.testing.assert_close(value, theirs[key])
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_entities_equal_hf_pipeline(imported_nlp, token_classification_checkpoint, text):
+    from transformers import pipeline
+
+    hf_pipe = pipeline(
+        "token-classification",
+        model=str(token_classification_checkpoint),
+        tokenizer=str(token_classification_checkpoint),
+        aggregation_strategy="first",
+        device="cpu",
+    )
+    expected = []
+    for entity in hf_pipe(text):
+        # HF reports the offsets of the pieces, whose leading "▁" covers the
+        # space before a word; the entity's text starts after it.
+        start, end = entity["start"], entity["end"]
+        while text[start].isspace():
+            start += 1
+        expected.append((entity["entity_group"], start, end, entity["score"]))
+    tokenizer = imported_nlp.get_pipe("transformer").model.attrs["tokenizer"]
+    assert not _has_lone_metaspace(tokenizer, text)
+    doc = imported_nlp(_whitespace_doc(imported_nlp, text))
+    ours = [(e.label_, e.start_char, e.end_char, e._.ent_score) for e in doc.ents]
+    assert [e[:3] for e in ours] == [e[:3] for e in expected]
+    numpy.testing.assert_allclose(
+        [e[3] for e in ours], [e[3] for e in expected], atol=1e-4
+    )
+    assert len(ours) > 0
+
+
+def test_lone_metaspace_pieces_are_where_hf_differs(imported_nlp, token_classification_checkpoint):
+    """Where a word starts with a lone "▁" piece (common before CJK, digits and
+    rare words), HF's pipeline treats "▁" as a word of its own, with its own
+    label and an empty or space-only span. xlmr_ner keeps the "▁" in the
+    word's pieces, as HF training does, and its entities stay on tokens."""
+    from transformers import pipeline
+
+    text = "Maria Silva mora em Lisboa e trabalha para a Google em Madrid"
+    tokenizer = imported_nlp.get_pipe("transformer").model.attrs["tokenizer"]
+    assert _has_lone_metaspace(tokenizer, text)
+    hf_pipe = pipeline(
+        "token-classification", model=str(token_classification_checkpoint),
+        aggregation_strategy="first", device="cpu",
+    )
+    hf_texts = [text[e["start"]:e["end"]].strip() for e in hf_pipe(text)]
+    assert "" in hf_texts  # an entity made of a lone "▁"
+    doc = imported_nlp(_whitespace_doc(imported_nlp, text))
+    words = set(text.split(" "))
+    assert doc.ents and all(set(e.text.split(" ")) <= words for e in doc.ents)
+
+
+def test_training_continues_after_import(imported_nlp):
+    nlp = imported_nlp
+    examples = [
+        Example.from_dict(
+            _whitespace_doc(nlp, TEXTS[0]),
+            {"entities": [(0, 15, "PER"), (20, 33, "PER"), (42, 52, "LOC")]},
+        )
+    ]
+    optimizer = nlp.resume_training()
+    losses = [nlp.update(examples, sgd=optimizer)["ner"] for _ in range(15)]
+    assert losses[-1] < losses[0] / 2
+    doc = nlp(_whitespace_doc(nlp, TEXTS[0]))
+    assert [(e.text, e.label_) for e in doc.ents] == [
+        ("Gwyneth Paltrow", "PER"), ("David Johnson", "PER"), ("California", "LOC")
+    ]
