@@ -119,7 +119,9 @@ def tokenize_docs(tokenizer, docs: Sequence[Doc]) -> List[DocPieces]:
         result.append(
             DocPieces(
                 ids=list(encoding.ids),
-                strings=list(encoding.tokens),
+                # Vocabulary strings ("<unk>" for unknown pieces), as in
+                # spacy-transformers; the surface text is in `spans`.
+                strings=tokenizer.convert_ids_to_tokens(encoding.ids),
                 spans=spans,
                 token_pieces=token_pieces,
             )
