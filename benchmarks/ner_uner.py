@@ -58,6 +58,13 @@ SYSTEMS = {
         CONFIG_DIR / "ner_xlmr_spacy_ner.cfg",
         "xlmr_transformer + ner (TransformerListener.v1, reduce_mean)",
     ),
+    # Ablation, only with --systems ...M: A with mean pooling over each
+    # token's pieces instead of its first piece.
+    "M": (
+        "spacy_xlmr, mean pooling",
+        CONFIG_DIR / "ner_xlmr_mean.cfg",
+        "xlmr_transformer + xlmr_ner (reduce_mean)",
+    ),
 }
 DEFAULT_MAX_STEPS = 2000
 DEFAULT_BATCH_SIZE = 16  # sentences per update (spacy.batch_by_sequence.v1)
@@ -476,7 +483,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch/OpenMP threads per process (1: robust on a shared machine)")
-    parser.add_argument("--systems", default="AB", help="which systems to run (A, B or AB)")
+    parser.add_argument("--systems", default="AB", help="which systems to run (letters of A, B, C, M)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "output" / "ner_uner")
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--checkpoint", type=Path, default=None,

@@ -1,4 +1,4 @@
-"""``spacy-xlmr`` command line: build tiny checkpoints, convert data, demo."""
+"""``spacy-xlmr`` command line: build local XLM-R checkpoints and convert data."""
 from pathlib import Path
 from typing import Optional
 
@@ -7,7 +7,6 @@ import typer
 from .checkpoints import DEFAULT_TEXT_DIR, SIZES, build_checkpoint, shipped_texts
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
-REPO_ROOT = Path(__file__).parent.parent
 
 
 @app.command("build-checkpoint")
@@ -59,44 +58,6 @@ def convert_char_spans_cli(
     )
     typer.echo(stats.summary())
     typer.echo(f"Saved to {output_path}")
-
-
-@app.command("demo")
-def demo_cli(
-    output_dir: Path = typer.Option(Path("training/demo"), help="Where to write everything"),
-    max_steps: int = typer.Option(300, help="Training steps"),
-) -> None:
-    """The main job, offline on CPU: build a tiny XLM-R, convert the shipped
-    Portuguese UNER sample, train xlmr_ner with configs/ner-tiny.cfg and
-    evaluate it on the sample's dev set."""
-    from spacy.cli.evaluate import evaluate
-    from spacy.cli.train import train
-
-    from .convert import convert_iob2
-
-    encoder = output_dir / "tiny-xlmr"
-    if not (encoder / "config.json").exists():
-        build_checkpoint_cli(encoder, "tiny", DEFAULT_TEXT_DIR, 8000, 0)
-    corpus = output_dir / "corpus"
-    for split in ("train", "dev"):
-        stats = convert_iob2(
-            REPO_ROOT / "data" / "ner" / "uner-pt" / f"{split}.iob2", corpus / f"{split}.spacy"
-        )
-        typer.echo(f"{split}: {stats.summary()}")
-    overrides = {
-        "paths.train": str(corpus / "train.spacy"),
-        "paths.dev": str(corpus / "dev.spacy"),
-        "paths.encoder": str(encoder),
-        "training.max_steps": max_steps,
-    }
-    train(REPO_ROOT / "configs" / "ner-tiny.cfg", output_dir / "pipeline", overrides=overrides)
-    scores = evaluate(
-        str(output_dir / "pipeline" / "model-best"), corpus / "dev.spacy", silent=False
-    )
-    typer.echo(
-        f"NER on the UNER pt dev sample: P {scores['ents_p']:.3f} "
-        f"R {scores['ents_r']:.3f} F {scores['ents_f']:.3f}"
-    )
 
 
 def main() -> None:  # pragma: no cover

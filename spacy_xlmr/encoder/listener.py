@@ -15,6 +15,9 @@ from thinc.api import Model, chain
 from thinc.types import Floats2d, Ragged
 
 
+REDUCE_FIRST = "reduce_first_or_zero"
+
+
 class XLMRListener(TransformerListener):
     name = "xlmr-listener"
 
@@ -65,7 +68,7 @@ def build_listener(
 def reduce_first() -> Model[Ragged, Floats2d]:
     """Each token's first piece, as Hugging Face token-classification heads
     are trained and read out; zeros for tokens without pieces."""
-    return Model("reduce_first_or_zero", _reduce_first_forward)
+    return Model(REDUCE_FIRST, _reduce_first_forward)
 
 
 def _reduce_first_forward(

@@ -5,7 +5,6 @@ classification heads are trained), the tag scores are decoded into valid,
 non-overlapping entities on spaCy token boundaries (see ``entity_tags.py``),
 and ``doc.ents`` is set. Each entity's confidence is in ``span._.ent_score``.
 """
-from itertools import islice
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -24,6 +23,7 @@ from thinc.api import Config, Model, SequenceCategoricalCrossentropy
 from thinc.types import Floats2d
 
 from .. import hf
+from ..encoder.listener import REDUCE_FIRST
 from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, build_head, set_head_state
 from .entity_tags import (
     DECODERS,
@@ -208,8 +208,14 @@ class XLMRNER(TrainablePipe):
             tag set and its classifier weights the head (use the same
             checkpoint as the encoder's ``name``).
         """
-        validate_get_examples(get_examples, "XLMRNER.initialize")
         if hf_checkpoint is not None:
+            if not any(node.name == REDUCE_FIRST for node in self.model.walk()):
+                raise ValueError(
+                    f"[{self.name}] Hugging Face token-classification heads read "
+                    "each word's first piece, but this component pools pieces "
+                    "differently. Set [components.{self.name}.model.tok2vec.pooling] "
+                    '@layers = "spacy-xlmr.reduce_first.v1" to import a checkpoint.'
+                )
             tags = _checkpoint_tags(hf_checkpoint)
             checkpoint_labels = labels_from_tags(tags)
             if labels is not None and set(labels) != set(checkpoint_labels):
@@ -222,8 +228,9 @@ class XLMRNER(TrainablePipe):
             labels = checkpoint_labels
         else:
             if labels is None:
+                validate_get_examples(get_examples, "XLMRNER.initialize")
                 found = set()
-                for eg in islice(get_examples(), None):
+                for eg in get_examples():
                     found.update(ent.label_ for ent in eg.reference.ents)
                 labels = sorted(found)
             tags = make_tags(labels, self.cfg["scheme"])

@@ -145,3 +145,25 @@ def test_training_continues_after_import(imported_nlp):
     assert [(e.text, e.label_) for e in doc.ents] == [
         ("Gwyneth Paltrow", "PER"), ("David Johnson", "PER"), ("California", "LOC")
     ]
+
+
+def test_import_needs_first_piece_pooling(token_classification_checkpoint):
+    with pytest.raises(ValueError, match="first piece"):
+        from_huggingface(
+            str(token_classification_checkpoint),
+            config={"model": {"tok2vec": {"pooling": {"@layers": "reduce_mean.v1"}}}},
+        )
+
+
+def test_import_with_conflicting_labels_is_an_error(token_classification_checkpoint):
+    nlp = from_huggingface(str(token_classification_checkpoint))
+    with pytest.raises(ValueError, match="differ from those of"):
+        nlp.get_pipe("ner").initialize(
+            lambda: [], nlp=nlp, labels=["PER", "MISC"],
+            hf_checkpoint=str(token_classification_checkpoint),
+        )
+
+
+def test_import_of_a_checkpoint_without_labels_is_an_error(tiny_checkpoint):
+    with pytest.raises(ValueError, match="has no entity labels"):
+        from_huggingface(str(tiny_checkpoint))
