@@ -8,7 +8,6 @@ and ``doc.ents`` is set. Each entity's confidence is in ``span._.ent_score``.
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import numpy
 import srsly
 from spacy import util
 from spacy.language import Language
@@ -18,13 +17,14 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
-from spacy_transformers.layers import TransformerListener
 from thinc.api import Config, Model, SequenceCategoricalCrossentropy
 from thinc.types import Floats2d
 
 from .. import hf
 from ..encoder.listener import REDUCE_FIRST
-from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, build_head, set_head_state
+from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, TokenClassificationHead
+from ..heads.torch_head import build_head_module, load_head_state
+from .transformer import add_encoder_if_missing, listened_width
 from .entity_tags import (
     DECODERS,
     biluo_to_scheme,
@@ -38,7 +38,6 @@ from .entity_tags import (
 DEFAULT_NER_MODEL = """
 [model]
 @architectures = "spacy-xlmr.TokenClassifier.v1"
-nO = null
 dropout = 0.1
 
 [model.tok2vec]
@@ -50,7 +49,6 @@ upstream = "*"
 @layers = "spacy-xlmr.reduce_first.v1"
 """
 DEFAULT_NER_MODEL = Config().from_str(DEFAULT_NER_MODEL)["model"]
-ENCODER_FACTORIES = ("xlmr_transformer", "transformer")
 
 
 @Language.factory(
@@ -88,15 +86,6 @@ def make_xlmr_ner(
     return XLMRNER(
         nlp.vocab, model, name=name, scheme=scheme, decoder=decoder, scorer=scorer
     )
-
-
-def add_encoder_if_missing(nlp: Language, model: Model) -> None:
-    """Add the shared encoder in front of a head that listens to one, when the
-    pipeline has none yet (``nlp.add_pipe("xlmr_ner")`` just works)."""
-    listens = any(isinstance(node, TransformerListener) for node in model.walk())
-    factories = {nlp.get_pipe_meta(name).factory for name in nlp.component_names}
-    if listens and not factories.intersection(ENCODER_FACTORIES):
-        nlp.add_pipe("xlmr_transformer", name="transformer", first=True)
 
 
 class XLMRNER(TrainablePipe):
@@ -158,7 +147,7 @@ class XLMRNER(TrainablePipe):
         for doc, logits in zip(docs, scores):
             if len(doc) == 0:
                 continue
-            probs = _softmax(self.model.ops.to_numpy(logits))
+            probs = self.model.ops.to_numpy(self.model.ops.softmax(logits))
             has_pieces = self.model.ops.to_numpy(doc._.trf_data.align.lengths) > 0
             entities = decode(probs, self.tags, has_pieces, self.cfg["decoder"])
             spans = [Span(doc, start, end, label) for start, end, label, _ in entities]
@@ -188,7 +177,7 @@ class XLMRNER(TrainablePipe):
         loss_func = SequenceCategoricalCrossentropy(
             names=self.tags, normalize=False, missing_value=None
         )
-        probs = [self.model.ops.asarray2f(_softmax(self.model.ops.to_numpy(s))) for s in scores]
+        probs = [self.model.ops.softmax(logits) for logits in scores]
         d_scores, loss = loss_func(probs, truths)
         return float(loss), d_scores
 
@@ -236,12 +225,11 @@ class XLMRNER(TrainablePipe):
             tags = make_tags(labels, self.cfg["scheme"])
         self.cfg["labels"] = list(labels)
         self.cfg["tags"] = list(tags)
-        self.cfg["width"] = _encoder_width(self.model, self.name)
+        self.cfg["width"] = listened_width(self.model, self.name)
         self._build_head()
         if hf_checkpoint is not None:
-            set_head_state(
-                self.model, hf.load_head_state_dict(hf_checkpoint, HEAD_WEIGHT_PREFIXES)
-            )
+            state = hf.load_head_state_dict(hf_checkpoint, HEAD_WEIGHT_PREFIXES)
+            load_head_state(self.model.get_ref("head"), state)
 
     def add_label(self, label: str) -> int:
         """Add an entity label; an initialized head grows new outputs."""
@@ -257,8 +245,9 @@ class XLMRNER(TrainablePipe):
         return 1
 
     def _build_head(self, keep: bool = False) -> None:
-        build_head(
-            self.model, self.cfg["width"], len(self.cfg["tags"]), keep_weights=keep
+        build_head_module(
+            self.model.get_ref("head"), TokenClassificationHead,
+            self.cfg["width"], len(self.cfg["tags"]), keep_weights=keep,
         )
 
     def from_bytes(
@@ -290,11 +279,6 @@ class XLMRNER(TrainablePipe):
         self.model.from_bytes(data)
 
 
-def _softmax(logits: numpy.ndarray) -> numpy.ndarray:
-    shifted = numpy.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def _checkpoint_tags(checkpoint: str) -> List[str]:
     id2label = hf.label_maps(hf.load_config(checkpoint))
     if id2label is None:
@@ -304,15 +288,3 @@ def _checkpoint_tags(checkpoint: str) -> List[str]:
             "token classification with BIO labels such as 'B-PER'."
         )
     return [id2label[i] for i in range(len(id2label))]
-
-
-def _encoder_width(model: Model, name: str) -> int:
-    for node in model.walk():
-        if isinstance(node, TransformerListener) and node.has_dim("nO"):
-            return node.get_dim("nO")
-    raise ValueError(
-        f"[{name}] Can't find the width of the encoder this component listens "
-        "to. Initialize the pipeline with the encoder in front of it "
-        "(nlp.initialize()), or add one with "
-        'nlp.add_pipe("xlmr_transformer", name="transformer", first=True).'
-    )

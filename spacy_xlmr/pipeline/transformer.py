@@ -40,6 +40,8 @@ mixed_precision = false
 grad_scaler_config = {}
 """
 DEFAULT_ENCODER_MODEL = Config().from_str(DEFAULT_ENCODER_MODEL)["model"]
+# Factories whose components a listener can listen to.
+ENCODER_FACTORIES = ("xlmr_transformer", "transformer")
 
 
 @Language.factory(
@@ -193,3 +195,25 @@ class XLMRTransformer(Transformer):
         }
         util.from_bytes(bytes_data, deserialize, exclude)
         return self
+
+
+def add_encoder_if_missing(nlp: Language, model: Model) -> None:
+    """Add the shared encoder in front of a head that listens to one, when the
+    pipeline has none yet (``nlp.add_pipe("xlmr_ner")`` just works)."""
+    listens = any(isinstance(node, TransformerListener) for node in model.walk())
+    factories = {nlp.get_pipe_meta(name).factory for name in nlp.component_names}
+    if listens and not factories.intersection(ENCODER_FACTORIES):
+        nlp.add_pipe("xlmr_transformer", name="transformer", first=True)
+
+
+def listened_width(model: Model, component: str) -> int:
+    """The width of the encoder that ``model``'s listener is connected to."""
+    for node in model.walk():
+        if isinstance(node, TransformerListener) and node.has_dim("nO"):
+            return node.get_dim("nO")
+    raise ValueError(
+        f"[{component}] Can't find the width of the encoder this component "
+        "listens to. Initialize the pipeline with the encoder in front of it "
+        "(nlp.initialize()), or add one with "
+        'nlp.add_pipe("xlmr_transformer", name="transformer", first=True).'
+    )

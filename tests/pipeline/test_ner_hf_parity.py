@@ -8,7 +8,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from spacy_xlmr.encoder.model import get_transformer
-from spacy_xlmr.heads.token_classification import get_head_module
+from spacy_xlmr.heads.torch_head import get_head_module
 
 from spacy_xlmr.load import from_huggingface
 
@@ -65,7 +65,7 @@ def test_piece_logits_equal_hf(imported_nlp, hf_model, text):
     doc = imported_nlp(_whitespace_doc(imported_nlp, text))
     hidden = doc._.trf_data.model_output.last_hidden_state[0]
     assert doc._.trf_data.wordpieces.input_ids[0].tolist() == inputs["input_ids"][0].tolist()
-    head = get_head_module(imported_nlp.get_pipe("ner").model).eval()
+    head = get_head_module(imported_nlp.get_pipe("ner").model.get_ref("head")).eval()
     with torch.no_grad():
         ours = head(torch.from_numpy(numpy.ascontiguousarray(hidden))).numpy()
     numpy.testing.assert_allclose(ours, expected, atol=1e-4)

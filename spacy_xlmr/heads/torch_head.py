@@ -1,0 +1,81 @@
+"""A thinc layer holding a torch head that is built once its sizes are known.
+
+Heads are created when their component is initialized (labels from data or
+from a Hugging Face ``id2label``, width from the encoder) or loaded (sizes from
+the component's cfg), so the layer starts empty. Every head goes through the
+same functions here: build, resize when a label is added, load HF weights.
+"""
+from typing import Callable, Dict
+
+import torch
+from thinc.api import Model, PyTorchWrapper_v2
+
+
+def torch_head(name: str, dropout: float) -> Model:
+    """An empty head layer; ``set_head_module`` fills it."""
+    return Model(
+        name,
+        _forward,
+        dims={"nI": None, "nO": None},
+        attrs={"dropout": dropout},
+    )
+
+
+def _forward(model: Model, X, is_train: bool):
+    if not model.layers:
+        raise ValueError(
+            f"The {model.name} isn't built yet: initialize the component "
+            "(nlp.initialize()) or load a trained pipeline."
+        )
+    return model.layers[0](X, is_train)
+
+
+def build_head_module(
+    head: Model,
+    make_module: Callable[[int, int, float], torch.nn.Module],
+    width: int,
+    n_labels: int,
+    *,
+    keep_weights: bool = False,
+) -> None:
+    """(Re)create the torch module of ``head`` with ``make_module(width,
+    n_labels, dropout)``. With ``keep_weights``, parameters are copied from the
+    current module; outputs it didn't have start at zero (adding a label keeps
+    the predictions for the others)."""
+    module = make_module(width, n_labels, head.attrs["dropout"])
+    if keep_weights and head.layers:
+        old = dict(get_head_module(head).named_parameters())
+        with torch.no_grad():
+            for name, param in module.named_parameters():
+                if name not in old:
+                    continue
+                source = old[name].detach().cpu()
+                if source.shape == param.shape:
+                    param.copy_(source)
+                elif source.shape[1:] == param.shape[1:]:  # an output layer
+                    param.zero_()
+                    n_kept = min(source.shape[0], param.shape[0])
+                    param[:n_kept] = source[:n_kept]
+    head.layers[:] = [PyTorchWrapper_v2(module)]
+    head.set_dim("nI", width, force=True)
+    head.set_dim("nO", n_labels, force=True)
+
+
+def get_head_module(head: Model) -> torch.nn.Module:
+    """The torch module of a built head."""
+    return head.layers[0].shims[0]._model
+
+
+def load_head_state(head: Model, state: Dict[str, torch.Tensor]) -> None:
+    """Load Hugging Face head weights (same parameter names) into a built head."""
+    module = get_head_module(head)
+    expected = {name: tuple(p.shape) for name, p in module.state_dict().items()}
+    got = {name: tuple(p.shape) for name, p in state.items()}
+    if expected != got:
+        raise ValueError(
+            "The checkpoint's head doesn't fit this component: expected "
+            f"parameters {expected}, the checkpoint has {got}. Check that the "
+            "checkpoint was fine-tuned for this task and that the labels match."
+        )
+    device = next(module.parameters()).device
+    module.load_state_dict({name: p.to(device) for name, p in state.items()})
