@@ -4,8 +4,14 @@ from typing import Any, Dict, Optional
 import spacy
 from spacy.language import Language
 
+from . import hf
+from .pipeline.textcat import MULTI_LABEL_PROBLEM
+
 # HF task name -> (spaCy factory, default component name).
-TASKS = {"token-classification": ("xlmr_ner", "ner")}
+TASKS = {
+    "token-classification": ("xlmr_ner", "ner"),
+    "text-classification": ("xlmr_textcat", "textcat"),
+}
 
 
 def from_huggingface(
@@ -19,6 +25,8 @@ def from_huggingface(
     """A blank ``lang`` pipeline whose encoder and head are imported from the
     fine-tuned ``checkpoint`` (hub name or directory), ready to use or to keep
     training. E.g. ``from_huggingface("./xlmr-ner", "token-classification")``.
+    For "text-classification", ``exclusive_classes`` follows the checkpoint's
+    ``problem_type`` unless ``config`` sets it.
 
     config (dict): Settings for the head component (e.g. ``{"decoder": "greedy"}``).
     encoder_config (dict): Settings for the encoder model (e.g. ``{"stride": 256}``).
@@ -26,10 +34,14 @@ def from_huggingface(
     if task not in TASKS:
         raise ValueError(f"Unknown task '{task}'. Supported: {', '.join(TASKS)}.")
     factory, name = TASKS[task]
+    config = dict(config or {})
+    if task == "text-classification":
+        problem_type = hf.load_config(checkpoint).problem_type
+        config.setdefault("exclusive_classes", problem_type != MULTI_LABEL_PROBLEM)
     nlp = spacy.blank(lang)
     model = {"name": str(checkpoint), **(encoder_config or {})}
     nlp.add_pipe("xlmr_transformer", name="transformer", config={"model": model})
-    nlp.add_pipe(factory, name=name, config=config or {})
+    nlp.add_pipe(factory, name=name, config=config)
     nlp.config["initialize"]["components"][name] = {"hf_checkpoint": str(checkpoint)}
     nlp.initialize()
     return nlp

@@ -49,3 +49,43 @@ def make_nlp(checkpoint: Path, *, lang: str = "xx", **encoder_config):
     config = {"model": {"name": str(checkpoint), **encoder_config}}
     nlp.add_pipe("xlmr_transformer", name="transformer", config=config)
     return nlp
+
+
+def _sequence_classification_checkpoint(tiny_checkpoint, output, labels, problem_type):
+    from transformers import AutoTokenizer, XLMRobertaForSequenceClassification
+
+    model = XLMRobertaForSequenceClassification.from_pretrained(
+        tiny_checkpoint,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type=problem_type,
+    )
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for param in model.classifier.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    model.save_pretrained(output)
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(output)
+    return output
+
+
+TOPICS = ["science/technology", "travel", "politics", "sports", "health"]
+
+
+@pytest.fixture(scope="session")
+def single_label_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """A 'fine-tuned' single-label XLMRobertaForSequenceClassification."""
+    return _sequence_classification_checkpoint(
+        tiny_checkpoint, tmp_path_factory.mktemp("tiny-xlmr-topics"), TOPICS,
+        "single_label_classification",
+    )
+
+
+@pytest.fixture(scope="session")
+def multi_label_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """A 'fine-tuned' multi-label XLMRobertaForSequenceClassification."""
+    return _sequence_classification_checkpoint(
+        tiny_checkpoint, tmp_path_factory.mktemp("tiny-xlmr-tags"), TOPICS,
+        "multi_label_classification",
+    )

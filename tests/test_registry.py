@@ -13,6 +13,7 @@ else:  # pragma: no cover
 GROUPS = {
     "spacy_architectures": registry.architectures,
     "thinc_layers": registry.layers,
+    "spacy_scorers": registry.scorers,
 }
 
 
@@ -30,6 +31,6 @@ def test_registered_functions_resolve():
 
 def test_factories_resolve_without_importing_the_package():
     names = {ep.name for ep in _ours("spacy_factories")}
-    assert names == {"xlmr_transformer", "xlmr_ner"}
+    assert names == {"xlmr_transformer", "xlmr_ner", "xlmr_textcat"}
     for name in names:
         assert Language.has_factory(name) or spacy.blank("xx").add_pipe(name)

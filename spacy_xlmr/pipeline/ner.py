@@ -5,14 +5,9 @@ classification heads are trained), the tag scores are decoded into valid,
 non-overlapping entities on spaCy token boundaries (see ``entity_tags.py``),
 and ``doc.ents`` is set. Each entity's confidence is in ``span._.ent_score``.
 """
-from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-import srsly
-from spacy import util
 from spacy.language import Language
-from spacy.pipeline.pipe import deserialize_config
-from spacy.pipeline.trainable_pipe import TrainablePipe
 from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_get_examples
@@ -24,6 +19,7 @@ from .. import hf
 from ..encoder.listener import REDUCE_FIRST
 from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, TokenClassificationHead
 from ..heads.torch_head import build_head_module, load_head_state
+from .head_pipe import HeadPipe
 from .transformer import add_encoder_if_missing, listened_width
 from .entity_tags import (
     DECODERS,
@@ -88,7 +84,7 @@ def make_xlmr_ner(
     )
 
 
-class XLMRNER(TrainablePipe):
+class XLMRNER(HeadPipe):
     """Named entity recognition with a token-classification head."""
 
     def __init__(
@@ -129,10 +125,6 @@ class XLMRNER(TrainablePipe):
     def tags(self) -> Tuple[str, ...]:
         """The tags the head predicts, in the order of its outputs."""
         return tuple(self.cfg["tags"])
-
-    @property
-    def label_data(self) -> List[str]:
-        return list(self.labels)
 
     def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
         """Tag logits for each token of each doc."""
@@ -250,33 +242,6 @@ class XLMRNER(TrainablePipe):
             self.cfg["width"], len(self.cfg["tags"]), keep_weights=keep,
         )
 
-    def from_bytes(
-        self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
-    ) -> "XLMRNER":
-        msg = srsly.msgpack_loads(bytes_data)
-        if "cfg" not in exclude and "cfg" in msg:
-            self.cfg.update(srsly.json_loads(msg["cfg"]))
-        if "vocab" not in exclude and "vocab" in msg:
-            self.vocab.from_bytes(msg["vocab"], exclude=exclude)
-        if "model" not in exclude and "model" in msg:
-            self._load_model(msg["model"])
-        return self
-
-    def from_disk(
-        self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
-    ) -> "XLMRNER":
-        deserialize = {
-            "cfg": lambda p: self.cfg.update(deserialize_config(p)),
-            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "model": lambda p: self._load_model(Path(p).read_bytes()),
-        }
-        util.from_disk(path, deserialize, exclude)
-        return self
-
-    def _load_model(self, data: bytes) -> None:
-        if self.cfg["width"] is not None:
-            self._build_head()
-        self.model.from_bytes(data)
 
 
 def _checkpoint_tags(checkpoint: str) -> List[str]:

@@ -1,0 +1,242 @@
+"""``xlmr_textcat``: text classification with the head of
+``XLMRobertaForSequenceClassification`` on the shared XLM-R encoder.
+
+``exclusive_classes = true``: one label per doc, softmax over the labels;
+``false``: independent labels, a sigmoid each (as HF's
+``multi_label_classification`` problem type). With a single label the
+sigmoid is used either way. Scores go to ``doc.cats``.
+"""
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from spacy.language import Language
+from spacy.scorer import Scorer
+from spacy.tokens import Doc
+from spacy.training import Example, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model
+from thinc.types import Floats2d
+
+from .. import hf
+from ..heads.sequence_classification import HEAD_WEIGHT_PREFIXES, SequenceClassificationHead
+from ..heads.torch_head import build_head_module, load_head_state
+from .head_pipe import HeadPipe
+from .transformer import add_encoder_if_missing, listened_width
+
+DEFAULT_TEXTCAT_MODEL = """
+[model]
+@architectures = "spacy-xlmr.SequenceClassifier.v1"
+pooling = "cls"
+dropout = 0.1
+grad_factor = 1.0
+upstream = "*"
+"""
+DEFAULT_TEXTCAT_MODEL = Config().from_str(DEFAULT_TEXTCAT_MODEL)["model"]
+MULTI_LABEL_PROBLEM = "multi_label_classification"
+
+
+@Language.factory(
+    "xlmr_textcat",
+    assigns=["doc.cats"],
+    default_config={
+        "model": DEFAULT_TEXTCAT_MODEL,
+        "exclusive_classes": True,
+        "threshold": 0.5,
+        "scorer": {"@scorers": "spacy-xlmr.textcat_scorer.v1"},
+    },
+    default_score_weights={
+        "cats_score": 1.0,
+        "cats_score_desc": None,
+        "cats_micro_p": None,
+        "cats_micro_r": None,
+        "cats_micro_f": None,
+        "cats_macro_p": None,
+        "cats_macro_r": None,
+        "cats_macro_f": None,
+        "cats_macro_auc": None,
+        "cats_f_per_type": None,
+    },
+)
+def make_xlmr_textcat(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], Floats2d],
+    exclusive_classes: bool,
+    threshold: float,
+    scorer: Optional[Callable],
+) -> "XLMRTextCategorizer":
+    """Text classification on XLM-R. If the pipeline has no encoder yet, an
+    ``xlmr_transformer`` named "transformer" is added first.
+
+    exclusive_classes (bool): One label per doc (softmax) or independent labels
+        (sigmoid).
+    threshold (float): Score above which a label counts as predicted when
+        scoring independent labels.
+    """
+    add_encoder_if_missing(nlp, model)
+    return XLMRTextCategorizer(
+        nlp.vocab, model, name=name, exclusive_classes=exclusive_classes,
+        threshold=threshold, scorer=scorer,
+    )
+
+
+def score_textcat(
+    examples: Iterable[Example], *, exclusive_classes: bool = True, **kwargs: Any
+) -> Dict[str, Any]:
+    """``cats_score``, ``cats_macro_f``, ``cats_macro_auc``, per-label P/R/F."""
+    return Scorer.score_cats(examples, "cats", multi_label=not exclusive_classes, **kwargs)
+
+
+def make_textcat_scorer() -> Callable:
+    return score_textcat
+
+
+class XLMRTextCategorizer(HeadPipe):
+    """Exclusive or multi-label text classification on the shared encoder."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], Floats2d],
+        name: str = "xlmr_textcat",
+        *,
+        exclusive_classes: bool = True,
+        threshold: float = 0.5,
+        scorer: Optional[Callable] = score_textcat,
+    ) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}.")
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict[str, Any] = {
+            "labels": [],
+            "exclusive_classes": exclusive_classes,
+            "threshold": threshold,
+            "width": None,
+        }
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """The labels, in the order of the head's outputs."""
+        return tuple(self.cfg["labels"])
+
+    @property
+    def uses_sigmoid(self) -> bool:
+        return not self.cfg["exclusive_classes"] or len(self.labels) == 1
+
+    def predict(self, docs: Iterable[Doc]) -> Floats2d:
+        """Label logits, one row per doc."""
+        return self.model.predict(list(docs))
+
+    def set_annotations(self, docs: Iterable[Doc], logits: Floats2d) -> None:
+        """Write the label probabilities to ``doc.cats``."""
+        probs = self.model.ops.to_numpy(self._activate(logits))
+        for doc, row in zip(docs, probs):
+            doc.cats.update({label: float(p) for label, p in zip(self.labels, row)})
+
+    def get_loss(self, examples: Iterable[Example], logits: Floats2d) -> Tuple[float, Floats2d]:
+        """Cross-entropy (softmax) or binary cross-entropy (sigmoid) against
+        the gold ``cats``, averaged over docs; labels missing from a doc's
+        ``cats`` don't count. The gradient is with respect to the logits."""
+        ops = self.model.ops
+        examples = list(examples)
+        truths = ops.alloc2f(len(examples), len(self.labels))
+        known = ops.alloc2f(len(examples), len(self.labels))
+        for i, eg in enumerate(examples):
+            for j, label in enumerate(self.labels):
+                if label in eg.reference.cats:
+                    truths[i, j] = eg.reference.cats[label]
+                    known[i, j] = 1.0
+        if not self.uses_sigmoid:
+            # A doc with an incomplete label set can't be scored exclusively.
+            known[:] = known.min(axis=1, keepdims=True)
+        probs = self._activate(logits)
+        d_logits = (probs - truths) * known / max(len(examples), 1)
+        eps = 1e-7
+        if self.uses_sigmoid:
+            terms = truths * ops.xp.log(probs + eps) + (1 - truths) * ops.xp.log(1 - probs + eps)
+        else:
+            terms = truths * ops.xp.log(probs + eps)
+        loss = -float((terms * known).sum()) / max(len(examples), 1)
+        return loss, d_logits
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+        hf_checkpoint: Optional[str] = None,
+    ) -> None:
+        """Set up the labels and create the head.
+
+        labels (Sequence[str]): The labels; by default read from the examples.
+        hf_checkpoint (str): Hub name or directory of a fine-tuned
+            ``XLMRobertaForSequenceClassification``: its ``id2label`` becomes
+            the label set and its classifier the head (use the same checkpoint
+            as the encoder's ``name``).
+        """
+        if hf_checkpoint is not None:
+            checkpoint_labels = self._checkpoint_labels(hf_checkpoint)
+            if labels is not None and list(labels) != checkpoint_labels:
+                raise ValueError(
+                    f"[{self.name}] The labels given ({list(labels)}) differ from "
+                    f"those of '{hf_checkpoint}' ({checkpoint_labels}). Leave "
+                    "labels unset to use the checkpoint's."
+                )
+            labels = checkpoint_labels
+        elif labels is None:
+            validate_get_examples(get_examples, "XLMRTextCategorizer.initialize")
+            found = set()
+            for eg in get_examples():
+                found.update(eg.reference.cats)
+            labels = sorted(found)
+        if not labels:
+            raise ValueError(
+                f"[{self.name}] No labels: the examples have no doc.cats. Give "
+                "labels in [initialize.components.{self.name}] or add them with "
+                "add_label()."
+            )
+        self.cfg["labels"] = list(labels)
+        self.cfg["width"] = listened_width(self.model, self.name)
+        self._build_head()
+        if hf_checkpoint is not None:
+            state = hf.load_head_state_dict(hf_checkpoint, HEAD_WEIGHT_PREFIXES)
+            load_head_state(self.model.get_ref("head"), state)
+
+    def add_label(self, label: str) -> int:
+        """Add a label; an initialized head grows a new output."""
+        if not isinstance(label, str):
+            raise ValueError(f"Labels must be strings, got {label!r}.")
+        if label in self.labels:
+            return 0
+        self.cfg["labels"].append(label)
+        if self.cfg["width"] is not None:
+            self._build_head(keep=True)
+        return 1
+
+
+    def _activate(self, logits: Floats2d) -> Floats2d:
+        if self.uses_sigmoid:
+            return self.model.ops.sigmoid(logits)
+        return self.model.ops.softmax(logits)
+
+    def _build_head(self, keep: bool = False) -> None:
+        build_head_module(
+            self.model.get_ref("head"), SequenceClassificationHead,
+            self.cfg["width"], len(self.cfg["labels"]), keep_weights=keep,
+        )
+
+    def _checkpoint_labels(self, checkpoint: str) -> List[str]:
+        config = hf.load_config(checkpoint)
+        multi_label = config.problem_type == MULTI_LABEL_PROBLEM
+        if multi_label == self.cfg["exclusive_classes"]:
+            wanted = "false" if multi_label else "true"
+            raise ValueError(
+                f"[{self.name}] '{checkpoint}' is a "
+                f"{config.problem_type or 'single_label_classification'} model; "
+                f"set exclusive_classes = {wanted} for this component to import it."
+            )
+        id2label = {int(i): label for i, label in config.id2label.items()}
+        return [id2label[i] for i in range(len(id2label))]
