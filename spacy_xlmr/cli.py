@@ -60,5 +60,33 @@ def convert_char_spans_cli(
     typer.echo(f"Saved to {output_path}")
 
 
+@app.command("convert-textcat")
+def convert_textcat_cli(
+    input_path: Path = typer.Argument(..., exists=True, dir_okay=False),
+    output_path: Path = typer.Argument(..., help="Output .spacy file"),
+    lang: str = typer.Option("xx", help="spaCy language of the tokenizer/vocab"),
+    format: Optional[str] = typer.Option(
+        None, help="sib200, nusax, jsonl, csv or tsv (default: from the file)"
+    ),
+    labels: Optional[Path] = typer.Option(
+        None, exists=True, dir_okay=False, help="File with the label set, one per line"
+    ),
+    text_column: Optional[str] = typer.Option(None, help="Text column of a csv/tsv file"),
+    label_column: Optional[str] = typer.Option(None, help="Label column of a csv/tsv file"),
+    limit: Optional[int] = typer.Option(None, help="Read at most this many examples"),
+) -> None:
+    """Convert SIB-200 TSV, NusaX CSV, JSONL ({"text", "cats"}) or a generic
+    CSV/TSV text classification file to a .spacy file."""
+    from .convert import convert_textcat, read_labels
+
+    stats = convert_textcat(
+        input_path, output_path, lang=lang, format=format,
+        labels=read_labels(labels) if labels else None,
+        text_column=text_column, label_column=label_column, limit=limit,
+    )
+    typer.echo(stats.summary())
+    typer.echo(f"Saved to {output_path}")
+
+
 def main() -> None:  # pragma: no cover
     app()

@@ -1,4 +1,5 @@
-"""Counts collected while converting NER data to spaCy ``Doc`` objects."""
+"""Counts collected while converting NER and text classification data to
+spaCy ``Doc`` objects."""
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Counter as CounterType, List
@@ -11,6 +12,10 @@ class ConversionStats:
     ``entities`` counts the entities kept, by label. ``skipped`` counts what
     was dropped, by reason. ``warnings`` counts what was kept but changed or
     could not be reproduced exactly, by reason.
+
+    Text classification converters also fill ``labels`` (docs per gold
+    label) and ``labels_per_doc`` (docs per number of gold labels); the
+    data is ``exclusive`` when no doc has more than one gold label.
     """
 
     docs: int = 0
@@ -19,6 +24,19 @@ class ConversionStats:
     entities: CounterType[str] = field(default_factory=Counter)
     skipped: CounterType[str] = field(default_factory=Counter)
     warnings: CounterType[str] = field(default_factory=Counter)
+    labels: CounterType[str] = field(default_factory=Counter)
+    labels_per_doc: CounterType[int] = field(default_factory=Counter)
+
+    @property
+    def max_labels_per_doc(self) -> int:
+        """The most gold labels any doc has (0 if no doc was counted)."""
+        return max(self.labels_per_doc, default=0)
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether the docs' labels are mutually exclusive: at least one doc
+        has a gold label and none has more than one."""
+        return self.max_labels_per_doc == 1
 
     def summary(self) -> str:
         """Return a short multi-line, human-readable report."""
@@ -26,8 +44,16 @@ class ConversionStats:
             f"docs: {self.docs}, sentences: {self.sentences}, "
             f"tokens: {self.tokens}, entities: {sum(self.entities.values())}"
         ]
+        if self.labels_per_doc:
+            per_doc = ", ".join(
+                f"{n}: {docs}" for n, docs in sorted(self.labels_per_doc.items())
+            )
+            lines.append(
+                f"exclusive: {self.exclusive} (docs by number of labels: {per_doc})"
+            )
         for title, counts in (
             ("entities", self.entities),
+            ("labels", self.labels),
             ("skipped", self.skipped),
             ("warnings", self.warnings),
         ):
