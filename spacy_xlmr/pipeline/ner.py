@@ -12,7 +12,7 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, SequenceCategoricalCrossentropy
+from thinc.api import Config, Model
 from thinc.types import Floats2d
 
 from .. import hf
@@ -151,27 +151,35 @@ class XLMRNER(HeadPipe):
         self, examples: Iterable[Example], scores: List[Floats2d]
     ) -> Tuple[float, List[Floats2d]]:
         """Softmax cross-entropy of the tags against the gold entities aligned
-        to the predicted tokens; tokens with missing or misaligned gold tags
-        don't count. The gradient is with respect to the logits."""
-        scheme = self.cfg["scheme"]
-        truths = []
+        to the predicted tokens, averaged over the tokens that have a gold tag
+        (as HF token classification); tokens with missing or misaligned gold
+        tags don't count. The gradient is with respect to the logits."""
+        ops = self.model.ops
+        tag_ids = {tag: i for i, tag in enumerate(self.tags)}
+        golds = []
         for eg in examples:
-            aligned = eg.get_aligned_ner()
-            truths.append([biluo_to_scheme(tag, scheme) for tag in aligned])
-        for tags in truths:
-            for tag in tags:
-                if tag is not None and tag not in self.cfg["tags"]:
+            ids = []
+            for tag in eg.get_aligned_ner():
+                tag = biluo_to_scheme(tag, self.cfg["scheme"])
+                if tag is not None and tag not in tag_ids:
                     raise ValueError(
                         f"[{self.name}] Gold tag '{tag}' isn't one of this "
                         f"component's tags. Add the label with "
                         f"add_label('{tag[2:]}') or initialize with all labels."
                     )
-        loss_func = SequenceCategoricalCrossentropy(
-            names=self.tags, normalize=False, missing_value=None
-        )
-        probs = [self.model.ops.softmax(logits) for logits in scores]
-        d_scores, loss = loss_func(probs, truths)
-        return float(loss), d_scores
+                ids.append(-1 if tag is None else tag_ids[tag])
+            golds.append(ops.xp.asarray(ids, dtype="int64"))
+        n_gold = max(sum(int((gold >= 0).sum()) for gold in golds), 1)
+        loss = 0.0
+        d_scores = []
+        for logits, gold in zip(scores, golds):
+            d_logits = ops.softmax(logits)
+            rows = ops.xp.nonzero(gold >= 0)[0]
+            loss -= float(ops.xp.log(d_logits[rows, gold[rows]] + 1e-12).sum())
+            d_logits[rows, gold[rows]] -= 1.0
+            d_logits[gold < 0] = 0.0
+            d_scores.append(d_logits / n_gold)
+        return loss / n_gold, d_scores
 
     def initialize(
         self,

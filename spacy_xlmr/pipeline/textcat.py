@@ -137,8 +137,8 @@ class XLMRTextCategorizer(HeadPipe):
 
     def get_loss(self, examples: Iterable[Example], logits: Floats2d) -> Tuple[float, Floats2d]:
         """Cross-entropy (softmax) or binary cross-entropy (sigmoid) against
-        the gold ``cats``, averaged over docs; labels missing from a doc's
-        ``cats`` don't count. The gradient is with respect to the logits."""
+        the gold ``cats``, averaged over the docs that have them; labels
+        missing from a doc's ``cats`` don't count. The gradient is with respect to the logits."""
         ops = self.model.ops
         examples = list(examples)
         truths = ops.alloc2f(len(examples), len(self.labels))
@@ -151,14 +151,17 @@ class XLMRTextCategorizer(HeadPipe):
         if not self.uses_sigmoid:
             # A doc with an incomplete label set can't be scored exclusively.
             known[:] = known.min(axis=1, keepdims=True)
+        # Average over the docs that have gold cats (in a multi-task batch,
+        # docs annotated only for other components don't dilute the gradient).
+        n_annotated = max(int((known.max(axis=1) > 0).sum()), 1)
         probs = self._activate(logits)
-        d_logits = (probs - truths) * known / max(len(examples), 1)
+        d_logits = (probs - truths) * known / n_annotated
         eps = 1e-7
         if self.uses_sigmoid:
             terms = truths * ops.xp.log(probs + eps) + (1 - truths) * ops.xp.log(1 - probs + eps)
         else:
             terms = truths * ops.xp.log(probs + eps)
-        loss = -float((terms * known).sum()) / max(len(examples), 1)
+        loss = -float((terms * known).sum()) / n_annotated
         return loss, d_logits
 
     def initialize(
