@@ -29,12 +29,16 @@ def _not_found(name: PathOrName, err: Exception) -> CheckpointError:
             "(tokenizer.json or sentencepiece.bpe.model)."
         )
     return CheckpointError(
-        f"Could not load '{name}': it is not a local directory and the Hugging "
-        f"Face Hub could not provide it ({type(err).__name__}: {err}).\n"
-        "If this machine is offline, download the model where there is network "
-        f"(`huggingface-cli download {name} --local-dir ./{Path(str(name)).name}`), "
-        "copy the directory here and set the component's `name` to its path, "
-        f"e.g. `name = \"./{Path(str(name)).name}\"`."
+        f"Could not load '{name}': there is no such local directory (relative "
+        f"to {Path.cwd()}) and the Hugging Face Hub could not provide it "
+        f"({type(err).__name__}: {err}).\n"
+        "If it is a hub model and this machine is offline, download it where "
+        "there is network (`huggingface-cli download "
+        f"{name} --local-dir ./{Path(str(name)).name}`), copy the directory here "
+        f"and set the component's `name` to its path, e.g. "
+        f"`name = \"./{Path(str(name)).name}\"`. If it is a directory you meant "
+        "to build, e.g. a tiny test encoder: `spacy-xlmr build-checkpoint "
+        f"{name}`."
     )
 
 
@@ -104,10 +108,13 @@ def load_head_state_dict(
     state: Dict[str, torch.Tensor] = {}
     safetensors_files = sorted(directory.glob("*.safetensors"))
     if safetensors_files:
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
-        for path in safetensors_files:
-            state.update(load_file(str(path)))
+        for path in safetensors_files:  # read only the head's tensors
+            with safe_open(str(path), framework="pt") as file_:
+                for key in file_.keys():
+                    if key.startswith(prefixes):
+                        state[key] = file_.get_tensor(key)
     else:
         for path in sorted(directory.glob("pytorch_model*.bin")):
             state.update(torch.load(path, map_location="cpu", weights_only=True))

@@ -1,8 +1,6 @@
 """Every name the package declares through entry points resolves."""
 import sys
 
-import spacy
-from spacy.language import Language
 from spacy.util import registry
 
 if sys.version_info >= (3, 10):
@@ -29,8 +27,26 @@ def test_registered_functions_resolve():
             assert callable(reg.get(name))
 
 
+def test_every_entry_point_loads():
+    """A broken entry point breaks every spacy.blank() in the environment."""
+    for group in ("spacy_factories", "spacy_architectures", "spacy_scorers", "thinc_layers"):
+        for ep in _ours(group):
+            assert callable(ep.load()), ep
+
+
 def test_factories_resolve_without_importing_the_package():
+    import subprocess
+    import sys
+
+    # A fresh interpreter with no `import spacy_xlmr`: spaCy finds the
+    # factories through the entry points.
     names = {ep.name for ep in _ours("spacy_factories")}
     assert names == {"xlmr_transformer", "xlmr_ner", "xlmr_textcat"}
-    for name in names:
-        assert Language.has_factory(name) or spacy.blank("xx").add_pipe(name)
+    code = (
+        "import spacy\n"
+        "nlp = spacy.blank('xx')\n"
+        f"for name in {sorted(names)!r}: nlp.add_pipe(name, name=name)\n"
+        "print(nlp.pipe_names)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "xlmr_ner" in out.stdout

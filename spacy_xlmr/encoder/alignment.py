@@ -12,9 +12,10 @@ characters:
   previous word (spacy-transformers 1.4 does that for ~70% of tokens).
 * A piece that straddles a token boundary (``▁don`` over "do" + "n't") is
   aligned to every token it overlaps.
-* A piece that is nothing but whitespace or format characters (a lone ``▁``,
-  a zero-width joiner) is aligned to the token that contains it, if any;
-  whitespace tokens never get pieces.
+* A piece that is nothing but whitespace or format characters is aligned to
+  the token that contains it (a zero-width joiner inside an emoji) or, for a
+  lone ``▁`` over the space before a word, to that word, as Hugging Face's
+  ``word_ids()`` do; whitespace tokens never get pieces.
 * Characters the tokenizer drops (control characters) belong to no piece, so a
   token made only of them gets no pieces.
 
@@ -83,11 +84,17 @@ def align_doc(
         start, end = trim_span(text, raw_start, raw_end)
         spans.append((start, end))
         if start == end:
-            # An invisible piece: give it to the token that contains it.
+            # An invisible piece: it belongs to the token that contains it (a
+            # zero-width joiner inside an emoji) or, if it is whitespace before
+            # a token (a lone "▁"), to that token, as in HF's word_ids().
             if raw_start == raw_end:
                 continue
             tok_i = bisect_right(starts, raw_start) - 1
             if tok_i >= 0 and ends[tok_i] >= raw_end and not is_space[tok_i]:
+                token_pieces[tok_i].append(piece_i)
+                continue
+            tok_i = bisect_right(starts, raw_end - 1)
+            if tok_i < len(starts) and starts[tok_i] == raw_end and not is_space[tok_i]:
                 token_pieces[tok_i].append(piece_i)
             continue
         # First token that ends after the piece starts.

@@ -44,7 +44,7 @@ def build_encoder(
     stride: int = 384,
     max_batch_pieces: int = 8192,
     mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
+    grad_scaler_config: Optional[dict] = None,
 ) -> EncoderModel:
     """An XLM-R encoder that outputs one ``TransformerData`` per doc.
 
@@ -55,8 +55,14 @@ def build_encoder(
     max_batch_pieces (int): Most positions (padding included) in one forward
         pass; a batch's windows are sorted by length and split accordingly.
     mixed_precision (bool): Run the encoder under autocast on GPU.
-    grad_scaler_config (dict): Options for the mixed-precision grad scaler.
+    grad_scaler_config (dict): Options for ``thinc.api.PyTorchGradScaler``;
+        the scaler is enabled whenever mixed_precision is.
     """
+    if max_batch_pieces < window_size + 2:
+        raise ValueError(
+            f"max_batch_pieces ({max_batch_pieces}) must hold at least one full "
+            f"window ({window_size + 2} positions with <s> and </s>)."
+        )
     if window_size < 1:
         raise ValueError(f"window_size must be positive, got {window_size}.")
     if not 0 < stride < window_size:
@@ -77,7 +83,7 @@ def build_encoder(
             "stride": stride,
             "max_batch_pieces": max_batch_pieces,
             "mixed_precision": mixed_precision,
-            "grad_scaler_config": grad_scaler_config,
+            "grad_scaler_config": dict(grad_scaler_config or {}),
             "tokenizer": None,
         },
     )
@@ -113,7 +119,9 @@ def set_encoder(model: EncoderModel, transformer, tokenizer) -> None:
             f"window would have {window_size + 2} positions, but the model "
             f"takes at most {max_length}. Set window_size <= {max_length - 2}."
         )
-    grad_scaler = PyTorchGradScaler(**model.attrs["grad_scaler_config"])
+    grad_scaler = PyTorchGradScaler(
+        **{"enabled": model.attrs["mixed_precision"], **model.attrs["grad_scaler_config"]}
+    )
     wrapper = PyTorchWrapper_v2(
         transformer,
         convert_inputs=_convert_inputs,

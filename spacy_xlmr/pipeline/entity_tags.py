@@ -10,6 +10,9 @@ Two decoders, both always giving valid, non-overlapping entities:
   at an ``I-X``/``L-X`` that doesn't continue an ``X`` entity) and continues
   while the tags are ``I-X``/``L-X``. Use it to reproduce HF outputs exactly.
 
+IOB1 tag sets (from checkpoints such as CoNLL-03 models, where entities start
+with ``I-``) have no invalid sequences, so both decoders give the same result.
+
 Tokens without pieces (whitespace, dropped characters) have no evidence: they
 never start or end an entity, and belong to one only when it continues past
 them. An entity's score is the mean probability of the chosen tags of its
@@ -19,7 +22,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy
 
-SCHEMES = ("BIO", "BILUO")
+SCHEMES = ("BIO", "BILUO")  # for new tag sets; "IOB1" is read from checkpoints
 DECODERS = ("viterbi", "greedy")
 Entity = Tuple[int, int, str, float]  # start token, end token, label, score
 
@@ -56,22 +59,43 @@ def labels_from_tags(tags: Sequence[str]) -> List[str]:
 
 
 def scheme_of(tags: Sequence[str]) -> str:
-    """BILUO if any L-/U- tag is present, else BIO."""
-    return "BILUO" if any(tag[:2] in ("L-", "U-") for tag in tags) else "BIO"
+    """BILUO if any L-/U- tag is present; IOB1 (entities start with I-, B-
+    only separates two adjacent entities of a label) if some label has an I-
+    tag but no B- tag, as in CoNLL-03 checkpoints; else BIO."""
+    if any(tag[:2] in ("L-", "U-") for tag in tags):
+        return "BILUO"
+    inside = {tag[2:] for tag in tags if tag.startswith("I-")}
+    begin = {tag[2:] for tag in tags if tag.startswith("B-")}
+    return "IOB1" if inside - begin else "BIO"
 
 
-def biluo_to_scheme(tag: Optional[str], scheme: str) -> Optional[str]:
-    """Convert a gold BILUO tag from spaCy (None or "-" when missing)."""
-    if tag is None or tag in ("-", ""):
-        return None
-    if scheme == "BIO" and tag[:2] in ("L-", "U-"):
-        return ("I-" if tag[0] == "L" else "B-") + tag[2:]
-    return tag
+def gold_tags(biluo: Sequence[Optional[str]], scheme: str) -> List[Optional[str]]:
+    """Convert spaCy's gold BILUO tags of one doc (None or "-" where missing)
+    to ``scheme``."""
+    result: List[Optional[str]] = []
+    previous = None  # the last gold tag, to tell IOB1 where B- is needed
+    for tag in biluo:
+        if tag is None or tag in ("-", ""):
+            result.append(None)
+            previous = None
+            continue
+        prefix, label = tag[0], tag[2:]
+        if tag == "O" or scheme == "BILUO":
+            result.append(tag)
+        elif scheme == "BIO":
+            result.append(("B-" if prefix in ("B", "U") else "I-") + label)
+        else:  # IOB1: B- only right after an entity of the same label
+            follows_same = previous is not None and previous[0] in ("L", "U") and previous[2:] == label
+            result.append(("B-" if prefix in ("B", "U") and follows_same else "I-") + label)
+        previous = tag
+    return result
 
 
 def _allowed(tags: Sequence[str]):
     """Masks of valid starts, transitions and ends for ``tags``."""
     n = len(tags)
+    if scheme_of(tags) == "IOB1":  # any sequence reads as valid entities
+        return numpy.ones(n, bool), numpy.ones((n, n), bool), numpy.ones(n, bool)
     parsed = [(t[0], t[2:]) if t != "O" else ("O", "") for t in tags]
     start = numpy.array([p in ("O", "B", "U") for p, _ in parsed])
     end = numpy.array([p in ("O", "L", "U") for p, _ in parsed])
@@ -118,7 +142,6 @@ def decode(
 def _viterbi(log_probs: numpy.ndarray, tags: Sequence[str], has_pieces) -> numpy.ndarray:
     start_ok, trans_ok, end_ok = _allowed(tags)
     n, n_tags = log_probs.shape
-    is_o = numpy.array([t == "O" for t in tags])
     # A token without pieces has no evidence: any tag that doesn't open an
     # entity is equally likely.
     scores = log_probs.copy()
@@ -133,8 +156,8 @@ def _viterbi(log_probs: numpy.ndarray, tags: Sequence[str], has_pieces) -> numpy
         back[i] = candidates.argmax(axis=0)
         best = candidates.max(axis=0) + scores[i]
     best = numpy.where(end_ok, best, -numpy.inf)
-    if not numpy.isfinite(best).any():  # only possible with no valid path
-        best = numpy.where(is_o, 0.0, -numpy.inf)
+    if not numpy.isfinite(best).any():  # a tag set without a valid path
+        return log_probs.argmax(axis=1)
     path = numpy.zeros(n, dtype="int64")
     path[-1] = best.argmax()
     for i in range(n - 1, 0, -1):

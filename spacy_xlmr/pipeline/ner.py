@@ -20,12 +20,12 @@ from ..encoder.listener import REDUCE_FIRST
 from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, TokenClassificationHead
 from ..heads.torch_head import build_head_module, load_head_state
 from .head_pipe import HeadPipe
-from .transformer import add_encoder_if_missing, listened_width
+from .transformer import add_encoder_if_missing, listened_width, warn_if_other_encoder
 from .entity_tags import (
     DECODERS,
-    biluo_to_scheme,
     check_scheme,
     decode,
+    gold_tags,
     labels_from_tags,
     make_tags,
     scheme_of,
@@ -45,6 +45,8 @@ upstream = "*"
 @layers = "spacy-xlmr.reduce_first.v1"
 """
 DEFAULT_NER_MODEL = Config().from_str(DEFAULT_NER_MODEL)["model"]
+if not Span.has_extension("ent_score"):
+    Span.set_extension("ent_score", default=None)
 
 
 @Language.factory(
@@ -106,15 +108,10 @@ class XLMRNER(HeadPipe):
         self.model = model
         self.name = name
         self.scorer = scorer
-        self.cfg: Dict = {
-            "labels": [],
-            "tags": [],
-            "scheme": scheme,
-            "decoder": decoder,
-            "width": None,
-        }
-        if not Span.has_extension("ent_score"):
-            Span.set_extension("ent_score", default=None)
+        # Settings, not state: they follow the config when a pipeline is loaded.
+        self.scheme = scheme
+        self.decoder = decoder
+        self.cfg: Dict = {"labels": [], "tags": [], "width": None}
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -134,17 +131,23 @@ class XLMRNER(HeadPipe):
         return self.model.predict(docs)
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[Floats2d]) -> None:
-        """Decode the scores into ``doc.ents`` (all other tokens are set to
-        outside) and store each entity's confidence in ``span._.ent_score``."""
+        """Decode the scores into ``doc.ents`` and store each entity's
+        confidence in ``span._.ent_score``. Entities already on the doc (e.g.
+        from an ``entity_ruler``) are kept; predictions overlapping them are
+        dropped; all other tokens are set to outside."""
         for doc, logits in zip(docs, scores):
             if len(doc) == 0:
                 continue
             probs = self.model.ops.to_numpy(self.model.ops.softmax(logits))
             has_pieces = self.model.ops.to_numpy(doc._.trf_data.align.lengths) > 0
-            entities = decode(probs, self.tags, has_pieces, self.cfg["decoder"])
-            spans = [Span(doc, start, end, label) for start, end, label, _ in entities]
-            doc.set_ents(spans, default="outside")
-            for span, (_, _, _, score) in zip(doc.ents, entities):
+            preset = list(doc.ents)
+            taken = {i for ent in preset for i in range(ent.start, ent.end)}
+            predicted = []
+            for start, end, label, score in decode(probs, self.tags, has_pieces, self.decoder):
+                if not taken.intersection(range(start, end)):
+                    predicted.append((Span(doc, start, end, label), score))
+            doc.set_ents(preset + [span for span, _ in predicted], default="outside")
+            for span, score in predicted:
                 span._.ent_score = score
 
     def get_loss(
@@ -156,18 +159,20 @@ class XLMRNER(HeadPipe):
         tags don't count. The gradient is with respect to the logits."""
         ops = self.model.ops
         tag_ids = {tag: i for i, tag in enumerate(self.tags)}
+        scheme = scheme_of(self.tags)
         golds = []
         for eg in examples:
             ids = []
-            for tag in eg.get_aligned_ner():
-                tag = biluo_to_scheme(tag, self.cfg["scheme"])
+            tags = gold_tags(eg.get_aligned_ner(), scheme)
+            for token, tag in zip(eg.predicted, tags):
                 if tag is not None and tag not in tag_ids:
                     raise ValueError(
                         f"[{self.name}] Gold tag '{tag}' isn't one of this "
                         f"component's tags. Add the label with "
                         f"add_label('{tag[2:]}') or initialize with all labels."
                     )
-                ids.append(-1 if tag is None else tag_ids[tag])
+                # Whitespace tokens have no pieces, hence no evidence to learn from.
+                ids.append(-1 if tag is None or token.is_space else tag_ids[tag])
             golds.append(ops.xp.asarray(ids, dtype="int64"))
         n_gold = max(sum(int((gold >= 0).sum()) for gold in golds), 1)
         loss = 0.0
@@ -202,18 +207,20 @@ class XLMRNER(HeadPipe):
                 raise ValueError(
                     f"[{self.name}] Hugging Face token-classification heads read "
                     "each word's first piece, but this component pools pieces "
-                    "differently. Set [components.{self.name}.model.tok2vec.pooling] "
+                    f"differently. Set [components.{self.name}.model.tok2vec.pooling] "
                     '@layers = "spacy-xlmr.reduce_first.v1" to import a checkpoint.'
                 )
             tags = _checkpoint_tags(hf_checkpoint)
             checkpoint_labels = labels_from_tags(tags)
-            if labels is not None and set(labels) != set(checkpoint_labels):
+            wanted = set(labels if labels is not None else checkpoint_labels)
+            if wanted != set(checkpoint_labels) or not set(self.labels) <= wanted:
                 raise ValueError(
-                    f"[{self.name}] The labels given ({sorted(labels)}) differ "
-                    f"from those of '{hf_checkpoint}' ({sorted(checkpoint_labels)}). "
-                    "Leave labels unset to use the checkpoint's."
+                    f"[{self.name}] The labels given or added "
+                    f"({sorted(wanted | set(self.labels))}) differ from those of "
+                    f"'{hf_checkpoint}' ({sorted(checkpoint_labels)}). Leave labels "
+                    "unset to use the checkpoint's."
                 )
-            self.cfg["scheme"] = scheme_of(tags)
+            warn_if_other_encoder(nlp, hf_checkpoint, self.name)
             labels = checkpoint_labels
         else:
             if labels is None:
@@ -222,7 +229,15 @@ class XLMRNER(HeadPipe):
                 for eg in get_examples():
                     found.update(ent.label_ for ent in eg.reference.ents)
                 labels = sorted(found)
-            tags = make_tags(labels, self.cfg["scheme"])
+            # Labels added with add_label() before initialization stay.
+            labels = list(self.labels) + [label for label in labels if label not in self.labels]
+            if not labels:
+                raise ValueError(
+                    f"[{self.name}] No entity labels: the examples have no "
+                    f"entities. Give labels in [initialize.components.{self.name}] "
+                    "or add them with add_label()."
+                )
+            tags = make_tags(labels, self.scheme)
         self.cfg["labels"] = list(labels)
         self.cfg["tags"] = list(tags)
         self.cfg["width"] = listened_width(self.model, self.name)
@@ -238,8 +253,9 @@ class XLMRNER(HeadPipe):
         if label in self.labels:
             return 0
         self.cfg["labels"].append(label)
-        new_tags = make_tags([label], self.cfg["scheme"])[1:]
-        self.cfg["tags"].extend(new_tags)
+        if self.cfg["tags"]:  # keep the scheme of the existing tags (BIO for IOB1)
+            scheme = "BILUO" if scheme_of(self.tags) == "BILUO" else "BIO"
+            self.cfg["tags"].extend(make_tags([label], scheme)[1:])
         if self.cfg["width"] is not None:
             self._build_head(keep=True)
         return 1

@@ -20,7 +20,7 @@ from .. import hf
 from ..heads.sequence_classification import HEAD_WEIGHT_PREFIXES, SequenceClassificationHead
 from ..heads.torch_head import build_head_module, load_head_state
 from .head_pipe import HeadPipe
-from .transformer import add_encoder_if_missing, listened_width
+from .transformer import add_encoder_if_missing, listened_width, warn_if_other_encoder
 
 DEFAULT_TEXTCAT_MODEL = """
 [model]
@@ -182,23 +182,28 @@ class XLMRTextCategorizer(HeadPipe):
         """
         if hf_checkpoint is not None:
             checkpoint_labels = self._checkpoint_labels(hf_checkpoint)
-            if labels is not None and list(labels) != checkpoint_labels:
+            wanted = list(labels) if labels is not None else checkpoint_labels
+            if wanted != checkpoint_labels or not set(self.labels) <= set(wanted):
                 raise ValueError(
-                    f"[{self.name}] The labels given ({list(labels)}) differ from "
-                    f"those of '{hf_checkpoint}' ({checkpoint_labels}). Leave "
-                    "labels unset to use the checkpoint's."
+                    f"[{self.name}] The labels given or added ({wanted}, "
+                    f"{list(self.labels)}) differ from those of '{hf_checkpoint}' "
+                    f"({checkpoint_labels}). Leave labels unset to use the checkpoint's."
                 )
+            warn_if_other_encoder(nlp, hf_checkpoint, self.name)
             labels = checkpoint_labels
-        elif labels is None:
-            validate_get_examples(get_examples, "XLMRTextCategorizer.initialize")
-            found = set()
-            for eg in get_examples():
-                found.update(eg.reference.cats)
-            labels = sorted(found)
+        else:
+            if labels is None:
+                validate_get_examples(get_examples, "XLMRTextCategorizer.initialize")
+                found = set()
+                for eg in get_examples():
+                    found.update(eg.reference.cats)
+                labels = sorted(found)
+            # Labels added with add_label() before initialization stay.
+            labels = list(self.labels) + [label for label in labels if label not in self.labels]
         if not labels:
             raise ValueError(
                 f"[{self.name}] No labels: the examples have no doc.cats. Give "
-                "labels in [initialize.components.{self.name}] or add them with "
+                f"labels in [initialize.components.{self.name}] or add them with "
                 "add_label()."
             )
         self.cfg["labels"] = list(labels)

@@ -6,6 +6,7 @@ Runs the encoder once per doc and stores a spacy-transformers
 listens to it. A drop-in for spacy-transformers' ``transformer`` whose listener
 plumbing it inherits, with exact piece alignment and windows counted in pieces.
 """
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
 
@@ -217,3 +218,19 @@ def listened_width(model: Model, component: str) -> int:
         "(nlp.initialize()), or add one with "
         'nlp.add_pipe("xlmr_transformer", name="transformer", first=True).'
     )
+
+
+def warn_if_other_encoder(nlp: Optional[Language], checkpoint: str, component: str) -> None:
+    """Warn when a head is imported from a checkpoint other than the one the
+    pipeline's encoder was loaded from (the head would sit on other weights)."""
+    if nlp is None:
+        return
+    for _, proc in nlp.pipeline:
+        if isinstance(proc, XLMRTransformer):
+            name = str(proc.model.attrs["name"])
+            if Path(name).expanduser().resolve() != Path(str(checkpoint)).expanduser().resolve():
+                warnings.warn(
+                    f"[{component}] The head comes from '{checkpoint}' but the "
+                    f"encoder was loaded from '{name}'. Set the encoder's name to "
+                    "the same checkpoint unless this is intended."
+                )

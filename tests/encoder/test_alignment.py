@@ -97,7 +97,19 @@ def test_invisible_piece_aligns_to_the_token_containing_it():
     doc = Doc(spacy.blank("xx").vocab, words=["a\u200db", "c"], spaces=[True, False])
     # pieces: "a", ZWJ, "b", a lone "▁" over the space, "c"
     spans, token_pieces = align_doc(doc, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)])
-    assert token_pieces == [[0, 1, 2], [4]]
+    # The lone "▁" before "c" is c's first piece, as HF word_ids() have it.
+    assert token_pieces == [[0, 1, 2], [3, 4]]
+
+
+def test_lone_metaspace_is_the_words_first_piece_like_hf_word_ids(tokenizer):
+    words = ["Maria", "123", "Lisboa", "北京", "东京", "😀"]
+    doc = Doc(spacy.blank("xx").vocab, words=words)
+    (pieces,) = tokenize_docs(tokenizer, [doc])
+    encoding = tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+    hf_pieces = [[] for _ in words]
+    for piece, word in enumerate(encoding.word_ids()):
+        hf_pieces[word].append(piece)
+    assert pieces.token_pieces == hf_pieces
 
 
 def test_trim_span():

@@ -2,8 +2,8 @@ import numpy
 import pytest
 
 from spacy_xlmr.pipeline.entity_tags import (
-    biluo_to_scheme,
     decode,
+    gold_tags,
     labels_from_tags,
     make_tags,
     scheme_of,
@@ -30,11 +30,35 @@ def test_make_tags_and_back():
         make_tags(["PER"], "IOB3")
 
 
-def test_gold_biluo_converted_to_bio():
-    assert [biluo_to_scheme(t, "BIO") for t in ["U-PER", "B-LOC", "L-LOC", None, "-", "O"]] == [
-        "B-PER", "B-LOC", "I-LOC", None, None, "O"
+def test_gold_biluo_converted():
+    biluo = ["U-PER", "B-LOC", "L-LOC", None, "-", "O", "U-PER", "U-PER"]
+    assert gold_tags(biluo, "BIO") == [
+        "B-PER", "B-LOC", "I-LOC", None, None, "O", "B-PER", "B-PER"
     ]
-    assert biluo_to_scheme("L-LOC", "BILUO") == "L-LOC"
+    assert gold_tags(biluo, "BILUO") == ["U-PER", "B-LOC", "L-LOC", None, None, "O", "U-PER", "U-PER"]
+    # IOB1: entities start with I-; B- only right after one of the same label.
+    assert gold_tags(biluo, "IOB1") == [
+        "I-PER", "I-LOC", "I-LOC", None, None, "O", "I-PER", "B-PER"
+    ]
+
+
+IOB1 = ["B-LOC", "B-MISC", "B-ORG", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
+
+
+def test_iob1_checkpoints_decode_like_hf():
+    """CoNLL-03 checkpoints have I-PER but no B-PER: entities start with I-."""
+    assert scheme_of(IOB1) == "IOB1"
+    seq = ["O", "I-PER", "I-PER", "O", "I-LOC", "B-LOC"]
+    for decoder in ("viterbi", "greedy"):
+        entities = decode(_probs(IOB1, seq), IOB1, numpy.ones(6, bool), decoder)
+        assert [e[:3] for e in entities] == [(1, 3, "PER"), (4, 5, "LOC"), (5, 6, "LOC")]
+
+
+def test_tag_set_without_valid_path_falls_back_to_argmax():
+    tags = ["B-PER", "L-PER"]  # BILUO without O or U: one token can't be valid
+    assert scheme_of(tags) == "BILUO"
+    entities = decode(numpy.array([[0.9, 0.1]]), tags, numpy.ones(1, bool))
+    assert [e[:3] for e in entities] == [(0, 1, "PER")]
 
 
 @pytest.mark.parametrize("decoder", ["viterbi", "greedy"])

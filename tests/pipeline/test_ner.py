@@ -206,3 +206,34 @@ def test_encoder_runs_once_per_doc_with_two_heads(tiny_checkpoint, pt_examples):
     finally:
         encoder._func = original
     assert all(doc._.trf_data is not None for doc in docs)
+
+
+def test_labels_added_before_initialize_are_kept(tiny_checkpoint, pt_examples):
+    nlp = make_nlp(tiny_checkpoint)
+    ner = nlp.add_pipe("xlmr_ner", name="ner")
+    ner.add_label("ANIMAL")
+    nlp.initialize(lambda: pt_examples[:8])
+    assert ner.labels == ("ANIMAL", "LOC", "ORG", "PER")
+    empty = make_nlp(tiny_checkpoint)
+    empty.add_pipe("xlmr_ner", name="ner")
+    with pytest.raises(ValueError, match="No entity labels"):
+        empty.initialize()
+
+
+def test_entities_set_before_are_kept(trained_nlp, tmp_path):
+    trained_nlp.to_disk(tmp_path / "pipeline")
+    nlp = spacy.load(tmp_path / "pipeline")
+    ruler = nlp.add_pipe("entity_ruler", before="transformer")
+    ruler.add_patterns([{"label": "ANIMAL", "pattern": "gato"}])
+    texts = ["O gato mora em Lisboa com o João .", "gato gato gato"]
+    for doc in nlp.pipe(texts):
+        animals = [e for e in doc.ents if e.label_ == "ANIMAL"]
+        assert [e.text for e in animals] == [t for t in doc.text.split() if t == "gato"]
+        assert all(e._.ent_score is None for e in animals)
+
+
+def test_decoder_follows_the_config_after_loading(trained_nlp, tmp_path):
+    trained_nlp.to_disk(tmp_path / "pipeline")
+    nlp = spacy.load(tmp_path / "pipeline", config={"components": {"ner": {"decoder": "greedy"}}})
+    assert nlp.get_pipe("ner").decoder == "greedy"
+    assert "decoder" not in nlp.get_pipe("ner").cfg

@@ -160,3 +160,11 @@ def test_no_labels_is_an_error(tiny_checkpoint):
     examples = [Example.from_dict(nlp.make_doc("hi"), {})]
     with pytest.raises(ValueError, match="No labels"):
         nlp.initialize(lambda: examples)
+
+
+def test_labels_added_before_initialize_are_kept(tiny_checkpoint, sib_examples):
+    nlp = make_nlp(tiny_checkpoint)
+    textcat = nlp.add_pipe("xlmr_textcat", name="textcat")
+    textcat.add_label("weather")
+    nlp.initialize(lambda: sib_examples[:8])
+    assert textcat.labels[0] == "weather" and len(textcat.labels) == 8
