@@ -25,9 +25,12 @@ Hugging Face token-classification head is trained on for that word.
 import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Sequence, Tuple
 
 from spacy.tokens import Doc
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 _INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}
 
@@ -106,7 +109,9 @@ def align_doc(
     return spans, token_pieces
 
 
-def tokenize_docs(tokenizer, docs: Sequence[Doc]) -> List[DocPieces]:
+def tokenize_docs(
+    tokenizer: "PreTrainedTokenizerFast", docs: Sequence[Doc]
+) -> List[DocPieces]:
     """Tokenize the texts of ``docs`` with a fast XLM-R tokenizer (one batched
     call) and align the pieces to the tokens of each doc."""
     if not docs:

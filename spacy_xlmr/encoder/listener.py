@@ -3,7 +3,11 @@
 ``XLMRListener`` is a spacy-transformers ``TransformerListener`` (so both
 ``xlmr_transformer`` and spacy-transformers' ``transformer`` find it), with one
 change: when a doc has no ``doc._.trf_data`` at prediction time it raises an
-error naming the fix, instead of silently returning zeros.
+error naming the fix, instead of silently returning zeros. spacy-xlmr heads
+build their torch layers without running the listener; spaCy's built-in
+components (``ner``, ``tagger``, ``textcat`` ...) run their model on sample
+docs during ``initialize`` and need spacy-transformers'
+``spacy-transformers.TransformerListener.v1``, which our encoder feeds too.
 """
 from typing import Callable, List, Tuple
 

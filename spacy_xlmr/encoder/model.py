@@ -15,7 +15,7 @@ is resolved.
 """
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy
 from spacy.tokens import Doc
@@ -30,6 +30,9 @@ from thinc.api import (
 )
 from thinc.types import Floats3d, Ragged
 from transformers.modeling_outputs import BaseModelOutput
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast, XLMRobertaModel
 
 from .. import hf
 from .alignment import DocPieces, tokenize_docs
@@ -90,15 +93,17 @@ def build_encoder(
 
 
 def init(model: EncoderModel, X=None, Y=None) -> None:
+    """Load the checkpoint named in the config, unless weights are loaded."""
     if not is_loaded(model):
-        load_encoder(model, model.attrs["name"])
+        load_checkpoint(model, model.attrs["name"])
 
 
 def is_loaded(model: EncoderModel) -> bool:
+    """Whether the encoder has its weights and tokenizer."""
     return bool(model.layers)
 
 
-def load_encoder(model: EncoderModel, name_or_path) -> None:
+def load_checkpoint(model: EncoderModel, name_or_path: Union[str, Path]) -> None:
     """Load config, tokenizer and weights from a hub name or directory (the
     one path used by initialize, from_disk and from_bytes)."""
     config = hf.load_config(name_or_path)
@@ -107,8 +112,12 @@ def load_encoder(model: EncoderModel, name_or_path) -> None:
     set_encoder(model, transformer, tokenizer)
 
 
-def set_encoder(model: EncoderModel, transformer, tokenizer) -> None:
-    """Install a ``XLMRobertaModel`` and its tokenizer in ``model``."""
+def set_encoder(
+    model: EncoderModel,
+    transformer: "XLMRobertaModel",
+    tokenizer: "PreTrainedTokenizerFast",
+) -> None:
+    """Install an ``XLMRobertaModel`` and its fast tokenizer in ``model``."""
     config = transformer.config
     # RoBERTa position ids start after the padding index.
     max_length = config.max_position_embeddings - config.pad_token_id - 1
@@ -152,16 +161,18 @@ def save_encoder(model: EncoderModel, path: Path) -> None:
 
 
 def encoder_to_bytes(model: EncoderModel) -> Dict[str, bytes]:
+    """The files of ``save_encoder``, by name."""
     with tempfile.TemporaryDirectory() as tmp:
         save_encoder(model, Path(tmp))
         return {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
 
 
 def encoder_from_bytes(model: EncoderModel, files: Dict[str, bytes]) -> None:
+    """Load the files written by ``encoder_to_bytes``."""
     with tempfile.TemporaryDirectory() as tmp:
         for filename, data in files.items():
             (Path(tmp) / Path(filename).name).write_bytes(data)
-        load_encoder(model, tmp)
+        load_checkpoint(model, tmp)
 
 
 def _check_loaded(model: EncoderModel) -> None:

@@ -26,7 +26,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from ..encoder.model import (
     encoder_from_bytes,
     encoder_to_bytes,
-    load_encoder,
+    load_checkpoint,
     save_encoder,
 )
 
@@ -175,7 +175,7 @@ class XLMRTransformer(Transformer):
         """Load the encoder saved by ``to_disk`` (no network)."""
         deserialize = {
             "cfg": lambda p: self.cfg.update(deserialize_config(p)),
-            "model": lambda p: load_encoder(self.model, Path(p)),
+            "model": lambda p: load_checkpoint(self.model, Path(p)),
         }
         util.from_disk(path, deserialize, exclude)
         return self
