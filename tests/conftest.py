@@ -14,6 +14,12 @@ def pytest_configure(config):
     torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def fixed_seed():
+    """Same random init in every test, whatever ran before it."""
+    spacy.util.fix_random_seed(0)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A tiny random XLM-R encoder with a tokenizer trained on shipped text."""

@@ -23,6 +23,7 @@ def pt_examples():
 @pytest.fixture(scope="module")
 def trained_nlp(tiny_checkpoint, pt_examples):
     """A pipeline trained for a few steps on 64 Portuguese sentences."""
+    spacy.util.fix_random_seed(0)
     nlp = make_nlp(tiny_checkpoint)
     nlp.add_pipe("xlmr_ner", name="ner")
     optimizer = nlp.initialize(lambda: pt_examples)
@@ -179,8 +180,8 @@ def test_spacy_ner_listens_to_the_encoder(tiny_checkpoint, pt_examples):
     )
     optimizer = nlp.initialize(lambda: pt_examples)
     assert nlp.get_pipe("transformer").listening_components == ["ner"]
-    losses = [nlp.update(pt_examples[:16], sgd=optimizer)["ner"] for _ in range(8)]
-    assert losses[-1] < losses[0]
+    losses = [nlp.update(pt_examples[:16], sgd=optimizer)["ner"] for _ in range(20)]
+    assert numpy.mean(losses[-5:]) < numpy.mean(losses[:5]) * 0.9
     assert nlp("Lisboa e Porto.")._.trf_data is not None
 
 
