@@ -1,5 +1,7 @@
 """Shared fixtures: tiny XLM-R checkpoints built once per test run, offline."""
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, List
 
 import pytest
 import spacy
@@ -47,6 +49,24 @@ def token_classification_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
     model.save_pretrained(output)
     AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(output)
     return output
+
+
+@contextmanager
+def count_encoder_calls(nlp) -> Iterator[List[int]]:
+    """Record the number of docs of every forward pass of the encoder."""
+    encoder = nlp.get_pipe("transformer").model
+    calls: List[int] = []
+    original = encoder._func
+
+    def counting_forward(model, docs, is_train):
+        calls.append(len(docs))
+        return original(model, docs, is_train)
+
+    encoder._func = counting_forward
+    try:
+        yield calls
+    finally:
+        encoder._func = original
 
 
 def make_nlp(checkpoint: Path, *, lang: str = "xx", **encoder_config):

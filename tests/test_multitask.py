@@ -10,7 +10,7 @@ from spacy.training import Example
 
 from spacy_xlmr.convert import convert_iob2, convert_textcat, read_iob2, read_textcat
 
-from .conftest import make_nlp
+from .conftest import count_encoder_calls, make_nlp
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "data"
@@ -25,22 +25,11 @@ def test_encoder_runs_once_per_doc_for_ner_and_textcat(tiny_checkpoint):
     examples = [Example(nlp.make_doc(d.text), d) for d in ner_docs + cat_docs]
     optimizer = nlp.initialize(lambda: examples)
     assert nlp.get_pipe("transformer").listening_components == ["ner", "textcat"]
-    encoder = nlp.get_pipe("transformer").model
-    calls = []
-    original = encoder._func
-
-    def counting_forward(model, docs, is_train):
-        calls.append(len(docs))
-        return original(model, docs, is_train)
-
-    encoder._func = counting_forward
-    try:
+    with count_encoder_calls(nlp) as calls:
         losses = nlp.update(examples, sgd=optimizer)
         assert calls == [16]
         docs = list(nlp.pipe(eg.text for eg in examples))
         assert calls == [16, 16]
-    finally:
-        encoder._func = original
     assert losses["ner"] > 0 and losses["textcat"] > 0 and losses["transformer"] > 0
     assert all(doc.cats and doc._.trf_data is not None for doc in docs)
 

@@ -1,12 +1,13 @@
 """What every XLM-R head component shares: loading a head whose torch module
 is rebuilt from the component's cfg before its weights are read."""
 from pathlib import Path
-from typing import Iterable, List, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Set, Union
 
 import srsly
 from spacy import util
 from spacy.pipeline.pipe import deserialize_config
 from spacy.pipeline.trainable_pipe import TrainablePipe
+from spacy.training import Example, validate_get_examples
 
 
 class HeadPipe(TrainablePipe):
@@ -17,9 +18,48 @@ class HeadPipe(TrainablePipe):
     def label_data(self) -> List[str]:
         return list(self.cfg["labels"])
 
+    def add_label(self, label: str) -> int:
+        """Add a label; an initialized head grows new outputs (the others
+        keep their weights)."""
+        if not isinstance(label, str):
+            raise ValueError(f"Labels must be strings, got {label!r}.")
+        if label in self.cfg["labels"]:
+            return 0
+        self.cfg["labels"].append(label)
+        self._label_added(label)
+        if self.cfg["width"] is not None:
+            self._build_head(keep=True)
+        return 1
+
+    def _label_added(self, label: str) -> None:
+        """Hook for subclasses with outputs per label (e.g. entity tags)."""
+
     def _build_head(self, keep: bool = False) -> None:
         """(Re)create the torch head for the current labels and width."""
         raise NotImplementedError
+
+    def _initial_labels(
+        self,
+        labels: Optional[Sequence[str]],
+        get_examples: Callable[[], Iterable[Example]],
+        labels_of: Callable[[Example], Set[str]],
+    ) -> List[str]:
+        """The labels added so far, then ``labels`` or, if None, those that
+        ``labels_of`` finds in the examples (sorted); an error if none."""
+        if labels is None:
+            validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
+            found: Set[str] = set()
+            for eg in get_examples():
+                found.update(labels_of(eg))
+            labels = sorted(found)
+        merged = list(self.cfg["labels"])
+        merged += [label for label in labels if label not in merged]
+        if not merged:
+            raise ValueError(
+                f"[{self.name}] No labels: the examples have none. Give labels in "
+                f"[initialize.components.{self.name}] or add them with add_label()."
+            )
+        return merged
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "HeadPipe":
         """Load the component from bytes written by ``to_bytes``."""

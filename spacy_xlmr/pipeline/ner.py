@@ -10,7 +10,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 from spacy.language import Language
 from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, Span
-from spacy.training import Example, validate_get_examples
+from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats2d
@@ -223,20 +223,9 @@ class XLMRNER(HeadPipe):
             warn_if_other_encoder(nlp, hf_checkpoint, self.name)
             labels = checkpoint_labels
         else:
-            if labels is None:
-                validate_get_examples(get_examples, "XLMRNER.initialize")
-                found = set()
-                for eg in get_examples():
-                    found.update(ent.label_ for ent in eg.reference.ents)
-                labels = sorted(found)
-            # Labels added with add_label() before initialization stay.
-            labels = list(self.labels) + [label for label in labels if label not in self.labels]
-            if not labels:
-                raise ValueError(
-                    f"[{self.name}] No entity labels: the examples have no "
-                    f"entities. Give labels in [initialize.components.{self.name}] "
-                    "or add them with add_label()."
-                )
+            labels = self._initial_labels(
+                labels, get_examples, lambda eg: {ent.label_ for ent in eg.reference.ents}
+            )
             tags = make_tags(labels, self.scheme)
         self.cfg["labels"] = list(labels)
         self.cfg["tags"] = list(tags)
@@ -246,19 +235,10 @@ class XLMRNER(HeadPipe):
             state = hf.load_head_state_dict(hf_checkpoint, HEAD_WEIGHT_PREFIXES)
             load_head_state(self.model.get_ref("head"), state)
 
-    def add_label(self, label: str) -> int:
-        """Add an entity label; an initialized head grows new outputs."""
-        if not isinstance(label, str):
-            raise ValueError(f"Entity labels must be strings, got {label!r}.")
-        if label in self.labels:
-            return 0
-        self.cfg["labels"].append(label)
+    def _label_added(self, label: str) -> None:
         if self.cfg["tags"]:  # keep the scheme of the existing tags (BIO for IOB1)
             scheme = "BILUO" if scheme_of(self.tags) == "BILUO" else "BIO"
             self.cfg["tags"].extend(make_tags([label], scheme)[1:])
-        if self.cfg["width"] is not None:
-            self._build_head(keep=True)
-        return 1
 
     def _build_head(self, keep: bool = False) -> None:
         build_head_module(

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from spacy.language import Language
 from spacy.scorer import Scorer
 from spacy.tokens import Doc
-from spacy.training import Example, validate_get_examples
+from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
 from thinc.types import Floats2d
@@ -192,38 +192,13 @@ class XLMRTextCategorizer(HeadPipe):
             warn_if_other_encoder(nlp, hf_checkpoint, self.name)
             labels = checkpoint_labels
         else:
-            if labels is None:
-                validate_get_examples(get_examples, "XLMRTextCategorizer.initialize")
-                found = set()
-                for eg in get_examples():
-                    found.update(eg.reference.cats)
-                labels = sorted(found)
-            # Labels added with add_label() before initialization stay.
-            labels = list(self.labels) + [label for label in labels if label not in self.labels]
-        if not labels:
-            raise ValueError(
-                f"[{self.name}] No labels: the examples have no doc.cats. Give "
-                f"labels in [initialize.components.{self.name}] or add them with "
-                "add_label()."
-            )
+            labels = self._initial_labels(labels, get_examples, lambda eg: set(eg.reference.cats))
         self.cfg["labels"] = list(labels)
         self.cfg["width"] = listened_width(self.model, self.name)
         self._build_head()
         if hf_checkpoint is not None:
             state = hf.load_head_state_dict(hf_checkpoint, HEAD_WEIGHT_PREFIXES)
             load_head_state(self.model.get_ref("head"), state)
-
-    def add_label(self, label: str) -> int:
-        """Add a label; an initialized head grows a new output."""
-        if not isinstance(label, str):
-            raise ValueError(f"Labels must be strings, got {label!r}.")
-        if label in self.labels:
-            return 0
-        self.cfg["labels"].append(label)
-        if self.cfg["width"] is not None:
-            self._build_head(keep=True)
-        return 1
-
 
     def _activate(self, logits: Floats2d) -> Floats2d:
         if self.uses_sigmoid:
