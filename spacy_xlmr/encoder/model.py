@@ -88,7 +88,16 @@ def build_encoder(
             "mixed_precision": mixed_precision,
             "grad_scaler_config": dict(grad_scaler_config or {}),
             "tokenizer": None,
+            "replace_listener_cfg": _refuse_replace_listeners,
         },
+    )
+
+
+def _refuse_replace_listeners(encoder_cfg, listener_cfg):
+    raise NotImplementedError(
+        "nlp.replace_listeners() isn't supported for xlmr_transformer yet: a "
+        "head can't get its own copy of the XLM-R encoder. Keep the shared "
+        "encoder, or freeze it for that head with grad_factor = 0."
     )
 
 

@@ -227,3 +227,10 @@ def test_decoder_follows_the_config_after_loading(trained_nlp, tmp_path):
     nlp = spacy.load(tmp_path / "pipeline", config={"components": {"ner": {"decoder": "greedy"}}})
     assert nlp.get_pipe("ner").decoder == "greedy"
     assert "decoder" not in nlp.get_pipe("ner").cfg
+
+
+def test_replace_listeners_is_refused_clearly(trained_nlp):
+    config_before = trained_nlp.config.to_str()
+    with pytest.raises(NotImplementedError, match="replace_listeners"):
+        trained_nlp.replace_listeners("transformer", "ner", ["model.tok2vec"])
+    assert trained_nlp.config.to_str() == config_before
