@@ -8,7 +8,7 @@ plumbing it inherits, with exact piece alignment and windows counted in pieces.
 """
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import srsly
 from spacy import util
@@ -73,6 +73,7 @@ class XLMRTransformer(Transformer):
         self.name = name
         self.cfg: Dict = {}
         self.listener_map: Dict[str, List[TransformerListener]] = {}
+        self._pending_backprop: Optional[Tuple[Callable, List]] = None
         install_extensions()
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
@@ -104,10 +105,14 @@ class XLMRTransformer(Transformer):
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
         """Run the encoder on the predicted docs and hand the output to the
-        listeners. The last listener to backprop triggers the encoder's own
-        backward pass and weight update, with the gradients of all listeners
-        summed."""
+        listeners. Their gradients are summed; the encoder's backward pass runs
+        once all listeners have reported, or at ``finish_update`` or the next
+        ``update`` when some didn't (a head excluded from the update). The
+        weights change at ``finish_update`` (within ``nlp.update``, which calls
+        it before the heads' updates, with the previous batch's gradients, as
+        in spacy-transformers), or here when ``sgd`` is given."""
         validate_examples(examples, "XLMRTransformer.update")
+        self._backprop_pending()
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
@@ -117,8 +122,11 @@ class XLMRTransformer(Transformer):
         set_dropout_rate(self.model, drop)
         trf_datas, backprop_encoder = self.model.begin_update(docs)
         d_hidden: List = [None] * len(docs)
+        listeners = self.listeners
+        reported = 0
 
         def accumulate_gradient(d_trf_datas: List[TransformerData]) -> List[Doc]:
+            nonlocal reported
             for i, d_trf_data in enumerate(d_trf_datas):
                 d_output = d_trf_data.model_output.last_hidden_state
                 losses[self.name] += float((d_output**2).sum())
@@ -126,21 +134,34 @@ class XLMRTransformer(Transformer):
                     d_hidden[i] = d_output.copy()
                 else:
                     d_hidden[i] += d_output
+            reported += 1
+            if reported == len(listeners):
+                self._backprop_pending()
+                if sgd is not None:
+                    self.model.finish_update(sgd)
             return []
 
-        def backprop(d_trf_datas: List[TransformerData]) -> List[Doc]:
-            accumulate_gradient(d_trf_datas)
-            backprop_encoder(d_hidden)
-            if sgd is not None:
-                self.model.finish_update(sgd)
-            return []
-
+        self._pending_backprop = (backprop_encoder, d_hidden)
         batch_id = TransformerListener.get_batch_id(docs)
-        for listener in self.listeners[:-1]:
+        for listener in listeners:
             listener.receive(batch_id, trf_datas, accumulate_gradient)
-        if self.listeners:
-            self.listeners[-1].receive(batch_id, trf_datas, backprop)
         return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Finish a pending backward pass, then update the encoder's weights."""
+        self._backprop_pending()
+        self.model.finish_update(sgd)
+
+    def _backprop_pending(self) -> None:
+        """Backprop the last batch's summed gradients into the encoder, if any
+        listener has reported (a batch without gradients yet stays pending:
+        ``nlp.update`` calls ``finish_update`` before the heads' updates)."""
+        if self._pending_backprop is None:
+            return
+        backprop_encoder, d_hidden = self._pending_backprop
+        if any(d is not None for d in d_hidden):
+            self._pending_backprop = None
+            backprop_encoder(d_hidden)
 
     def initialize(
         self,
