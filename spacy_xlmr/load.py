@@ -11,6 +11,7 @@ from .pipeline.textcat import MULTI_LABEL_PROBLEM
 TASKS = {
     "token-classification": ("xlmr_ner", "ner"),
     "text-classification": ("xlmr_textcat", "textcat"),
+    "fill-mask": ("xlmr_fill_mask", "fill_mask"),
 }
 
 

@@ -115,3 +115,20 @@ def multi_label_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
         tiny_checkpoint, tmp_path_factory.mktemp("tiny-xlmr-tags"), TOPICS,
         "multi_label_classification",
     )
+
+
+@pytest.fixture(scope="session")
+def masked_lm_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """An XLMRobertaForMaskedLM on the tiny encoder, with a random lm_head."""
+    from transformers import AutoTokenizer, XLMRobertaForMaskedLM
+
+    output = tmp_path_factory.mktemp("tiny-xlmr-mlm")
+    model = XLMRobertaForMaskedLM.from_pretrained(tiny_checkpoint)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, param in model.lm_head.named_parameters():
+            if "decoder" not in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    model.save_pretrained(output)
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(output)
+    return output

@@ -23,6 +23,7 @@ from spacy_transformers.layers import TransformerListener
 from spacy_transformers.pipeline_component import Transformer, install_extensions
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
+from ..encoder.listener import XLMRListener
 from ..encoder.model import (
     encoder_from_bytes,
     encoder_to_bytes,
@@ -75,6 +76,14 @@ class XLMRTransformer(Transformer):
         self.listener_map: Dict[str, List[TransformerListener]] = {}
         self._pending_backprop: Optional[Tuple[Callable, List]] = None
         install_extensions()
+
+    def add_listener(self, listener: TransformerListener, component_name: str) -> None:
+        """Connect a downstream listener. Listeners of spacy-xlmr heads also get
+        a reference to this encoder (the fill-mask head decodes with its word
+        embeddings)."""
+        super().add_listener(listener, component_name)
+        if isinstance(listener, XLMRListener):
+            listener.encoder = self.model
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Encode a stream of docs in batches (windows are length-sorted

@@ -1,0 +1,76 @@
+"""xlmr_fill_mask with an imported XLMRobertaForMaskedLM gives the HF
+fill-mask pipeline's top-k tokens and scores (within 1e-4)."""
+import pytest
+import torch
+
+from spacy_xlmr.heads.torch_head import get_head_module
+from spacy_xlmr.load import from_huggingface
+
+TEXTS = [
+    "Lisboa é a <mask> de Portugal.",
+    "<mask> is the capital of France.",
+    "The president of the <mask>",
+    "O <mask> fica no <mask> do país.",
+]
+
+
+@pytest.fixture(scope="module")
+def imported(masked_lm_checkpoint):
+    return from_huggingface(str(masked_lm_checkpoint), "fill-mask")
+
+
+@pytest.fixture(scope="module")
+def hf_pipe(masked_lm_checkpoint):
+    from transformers import pipeline
+
+    return pipeline("fill-mask", model=str(masked_lm_checkpoint), top_k=5, device="cpu")
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_top_k_equal_hf(imported, hf_pipe, text):
+    expected = hf_pipe(text)
+    if isinstance(expected[0], dict):
+        expected = [expected]
+    doc = imported(text)
+    assert len(doc._.fill_mask) == len(expected) == text.count("<mask>")
+    for ours, theirs in zip(doc._.fill_mask, expected):
+        assert [p["token"] for p in ours] == [p["token"] for p in theirs]
+        assert [p["token_str"] for p in ours] == [p["token_str"] for p in theirs]
+        assert [p["sequence"] for p in ours] == [p["sequence"] for p in theirs]
+        for a, b in zip(ours, theirs):
+            assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+    masks = [token for token in doc if token.text == "<mask>"]
+    assert [t._.fill_mask for t in masks] == doc._.fill_mask
+
+
+def test_targets_equal_hf(masked_lm_checkpoint, hf_pipe):
+    nlp = from_huggingface(
+        str(masked_lm_checkpoint), "fill-mask", config={"targets": ["▁de", "▁a", "▁o"]}
+    )
+    text = TEXTS[0]
+    expected = hf_pipe(text, targets=["▁de", "▁a", "▁o"])
+    ours = nlp(text)._.fill_mask[0]
+    assert [p["token"] for p in ours] == [p["token"] for p in expected]
+    for a, b in zip(ours, expected):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+
+
+def test_no_mask_gives_an_empty_list(imported):
+    doc = imported("Sem máscara aqui.")
+    assert doc._.fill_mask == []
+
+
+def test_decoder_is_tied_not_copied(imported, tmp_path):
+    """The head holds no vocab x hidden matrix; it decodes with the encoder's
+    word embeddings, also after saving and loading."""
+    import spacy
+
+    head = get_head_module(imported.get_pipe("fill_mask").model.get_ref("head"))
+    assert all(p.numel() < 64 * 64 * 2 or p.dim() == 1 for p in head.parameters())
+    text = TEXTS[0]
+    expected = imported(text)._.fill_mask
+    imported.to_disk(tmp_path / "pipeline")
+    size = sum(f.stat().st_size for f in (tmp_path / "pipeline" / "fill_mask").rglob("*"))
+    assert size < 200_000  # a copy of the 8002 x 64 embeddings would be ~2 MB
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded(text)._.fill_mask == expected
