@@ -37,7 +37,7 @@ import sys
 import time
 import unicodedata
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from spacy.util import registry
 
@@ -468,29 +468,24 @@ def markdown_table(results: Dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("languages", nargs="*", default=["zh", "pt"])
-    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
-                        help="update steps per training (the fixed budget)")
-    parser.add_argument("--train-limit", type=int, default=None,
-                        help="use only the first N training sentences")
-    parser.add_argument("--dev-limit", type=int, default=200,
-                        help="dev sentences scored by spacy train (log only)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help="sentences per update")
+
+def add_common_arguments(parser: argparse.ArgumentParser, name: str, systems: str) -> None:
+    """Options every benchmark here shares (learning rate, seed, threads,
+    systems, output, data, checkpoint)."""
     parser.add_argument("--learn-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch/OpenMP threads per process (1: robust on a shared machine)")
-    parser.add_argument("--systems", default="AB", help="which systems to run (letters of A, B, C, M)")
-    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "output" / "ner_uner")
+    parser.add_argument("--systems", default="AB", help=f"which systems to run ({systems})")
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "output" / name)
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="existing checkpoint dir (default: build a tiny one under --output)")
-    args = parser.parse_args()
 
-    start = time.perf_counter()
+
+def prepare_run(args: argparse.Namespace) -> Tuple[Path, Path]:
+    """Set torch's threads, create the output dir and build (or reuse) the
+    tiny checkpoint. Returns (output dir, checkpoint dir)."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -504,7 +499,24 @@ def main() -> None:
         if not (checkpoint / "config.json").exists():
             print(f"Building tiny checkpoint in {checkpoint}", flush=True)
             build_checkpoint(checkpoint, shipped_texts(), size="tiny", seed=args.seed)
-    checkpoint = checkpoint.resolve()
+    return out, checkpoint.resolve()
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("languages", nargs="*", default=["zh", "pt"])
+    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
+                        help="update steps per training (the fixed budget)")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="use only the first N training sentences")
+    parser.add_argument("--dev-limit", type=int, default=200,
+                        help="dev sentences scored by spacy train (log only)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help="sentences per update")
+    add_common_arguments(parser, "ner_uner", "letters of A, B, C, M")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    out, checkpoint = prepare_run(args)
 
     results = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -44,9 +44,10 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import ner_uner  # noqa: E402  (registers spacy-xlmr-bench.timed_batches.v1 / step_timer.v1)
+import ner_uner  # noqa: E402,F401  (registers spacy-xlmr-bench.timed_batches.v1 / step_timer.v1)
 from ner_uner import (  # noqa: E402
-    REPO, machine, pct, run_logged, step_stats, step_timer, versions,
+    REPO, add_common_arguments, machine, pct, prepare_run, run_logged, step_stats,
+    step_timer, versions,
 )
 
 CONFIG_DIR = HERE / "configs"
@@ -365,33 +366,11 @@ def main() -> None:
                         help="update steps per training (the fixed budget)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help="docs per update")
-    parser.add_argument("--learn-rate", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch/OpenMP threads per process (1: robust on a shared machine)")
-    parser.add_argument("--systems", default="AB", help="which systems to run (letters of A, B)")
-    parser.add_argument("--output", type=Path,
-                        default=REPO / "benchmarks" / "output" / "textcat_sib200")
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="existing checkpoint dir (default: build a tiny one under --output)")
+    add_common_arguments(parser, "textcat_sib200", "letters of A, B")
     args = parser.parse_args()
 
     start = time.perf_counter()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    out = args.output.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
-
-        checkpoint = out / "checkpoint-tiny"
-        if not (checkpoint / "config.json").exists():
-            print(f"Building tiny checkpoint in {checkpoint}", flush=True)
-            build_checkpoint(checkpoint, shipped_texts(), size="tiny", seed=args.seed)
-    checkpoint = checkpoint.resolve()
+    out, checkpoint = prepare_run(args)
 
     labels = read_labels(args.data_dir)
     data = out / "data"

@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import spacy
 from spacy.training import Example
 
 from spacy_xlmr.convert import read_iob2

@@ -27,6 +27,14 @@ def _plant(directory, marker):
         pickle.dump({"roberta.embeddings.word_embeddings.weight": _Exploit(marker)}, file_)
 
 
+def _save_pipeline(checkpoint, path):
+    nlp = make_nlp(checkpoint)
+    nlp.add_pipe("xlmr_ner", name="ner")
+    nlp.get_pipe("transformer").initialize(lambda: [], nlp=nlp)
+    nlp.get_pipe("ner").initialize(lambda: [], nlp=nlp, labels=["PER"])
+    nlp.to_disk(path)
+
+
 @pytest.fixture
 def poisoned_checkpoint(tiny_checkpoint, tmp_path):
     directory = tmp_path / "poisoned"
@@ -49,11 +57,7 @@ def test_head_import_refuses_a_malicious_pickle(poisoned_checkpoint, tmp_path):
 
 
 def test_saved_pipeline_with_a_malicious_encoder_is_refused(tiny_checkpoint, tmp_path):
-    nlp = make_nlp(tiny_checkpoint)
-    nlp.add_pipe("xlmr_ner", name="ner")
-    nlp.get_pipe("transformer").initialize(lambda: [], nlp=nlp)
-    nlp.get_pipe("ner").initialize(lambda: [], nlp=nlp, labels=["PER"])
-    nlp.to_disk(tmp_path / "pipeline")
+    _save_pipeline(tiny_checkpoint, tmp_path / "pipeline")
     _plant(tmp_path / "pipeline" / "transformer" / "model", tmp_path / "pwned")
     with pytest.raises(Exception):
         spacy.load(tmp_path / "pipeline")
@@ -72,11 +76,7 @@ def test_torch_load_is_weights_only_by_default():
 def test_saved_pipeline_with_a_malicious_head_is_refused(tiny_checkpoint, tmp_path):
     import srsly
 
-    nlp = make_nlp(tiny_checkpoint)
-    nlp.add_pipe("xlmr_ner", name="ner")
-    nlp.get_pipe("transformer").initialize(lambda: [], nlp=nlp)
-    nlp.get_pipe("ner").initialize(lambda: [], nlp=nlp, labels=["PER"])
-    nlp.to_disk(tmp_path / "pipeline")
+    _save_pipeline(tiny_checkpoint, tmp_path / "pipeline")
     model_file = tmp_path / "pipeline" / "ner" / "model"
     msg = srsly.msgpack_loads(model_file.read_bytes())
     (shim_bytes,) = [shims[0] for shims in msg["shims"] if shims]

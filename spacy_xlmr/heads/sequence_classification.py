@@ -11,7 +11,7 @@ import torch
 from spacy.tokens import Doc
 from spacy_transformers.data_classes import TransformerData
 from thinc.api import Model, chain
-from thinc.types import Floats2d
+from thinc.types import Floats2d, Ints1d
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..encoder.listener import XLMRListener
@@ -80,7 +80,7 @@ def doc_pooler(pooling: str, grad_factor: float) -> Model[List[TransformerData],
     )
 
 
-def _pooled_rows(trf_data: TransformerData, pooling: str, xp) -> "xp.ndarray":
+def _pooled_rows(trf_data: TransformerData, pooling: str, xp) -> Ints1d:
     hidden = trf_data.model_output.last_hidden_state
     n_windows, seq_len = hidden.shape[:2]
     if pooling == "mean" and trf_data.align.dataXd.size:

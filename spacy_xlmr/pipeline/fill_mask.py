@@ -26,9 +26,8 @@ from thinc.types import Floats2d
 from .. import hf
 from ..encoder.model import get_transformer
 from ..heads.masked_lm import HEAD_WEIGHT_PREFIXES, build_head_module, encoder_of
-from ..heads.torch_head import load_head_state
 from .head_pipe import HeadPipe
-from .transformer import add_encoder_if_missing, listened_width, warn_if_other_encoder
+from .transformer import add_encoder_if_missing, listened_width
 
 MASK = "<mask>"
 DEFAULT_FILL_MASK_MODEL = Config().from_str(
@@ -82,6 +81,7 @@ class XLMRFillMask(HeadPipe):
         self.name = name
         self.top_k = top_k
         self.targets = list(targets) if targets else None
+        self._target_ids: Optional[numpy.ndarray] = None  # computed on first use
         self.cfg: Dict[str, Any] = {"labels": [], "width": None, "vocab_size": None, "eps": None}
 
     def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
@@ -154,16 +154,15 @@ class XLMRFillMask(HeadPipe):
         self.cfg["eps"] = (config or encoder_config).layer_norm_eps
         self._build_head()
         if hf_checkpoint is not None:
-            warn_if_other_encoder(nlp, hf_checkpoint, self.name)
-            state = hf.load_head_state_dict(hf_checkpoint, HEAD_WEIGHT_PREFIXES)
-            load_head_state(self.model.get_ref("head"), state)
+            self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
 
     def _build_head(self, keep: bool = False) -> None:
         build_head_module(self.model, self.cfg["vocab_size"], self.cfg["width"], self.cfg["eps"])
 
     def _candidate_ids(self, tokenizer) -> Optional[numpy.ndarray]:
-        if not self.targets:
-            return None
+        """Vocabulary ids of ``targets`` (None: the whole vocabulary)."""
+        if not self.targets or self._target_ids is not None:
+            return self._target_ids
         ids = []
         for target in self.targets:
             pieces = tokenizer.tokenize(target)
@@ -173,7 +172,8 @@ class XLMRFillMask(HeadPipe):
                     f"vocabulary (it splits into {pieces}); use single pieces."
                 )
             ids.append(tokenizer.convert_tokens_to_ids(pieces[0]))
-        return numpy.array(sorted(set(ids)))
+        self._target_ids = numpy.array(sorted(set(ids)))
+        return self._target_ids
 
 
 def _softmax(row: numpy.ndarray) -> numpy.ndarray:

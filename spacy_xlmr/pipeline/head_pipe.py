@@ -1,13 +1,18 @@
 """What every XLM-R head component shares: loading a head whose torch module
 is rebuilt from the component's cfg before its weights are read."""
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Sequence, Set, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import srsly
 from spacy import util
+from spacy.language import Language
 from spacy.pipeline.pipe import deserialize_config
 from spacy.pipeline.trainable_pipe import TrainablePipe
 from spacy.training import Example, validate_get_examples
+
+from .. import hf
+from ..heads.torch_head import load_head_state
+from .transformer import warn_if_other_encoder
 
 
 class HeadPipe(TrainablePipe):
@@ -37,6 +42,14 @@ class HeadPipe(TrainablePipe):
     def _build_head(self, keep: bool = False) -> None:
         """(Re)create the torch head for the current labels and width."""
         raise NotImplementedError
+
+    def _import_hf_head(
+        self, checkpoint: str, prefixes: Tuple[str, ...], nlp: Optional[Language]
+    ) -> None:
+        """Load a fine-tuned checkpoint's head weights (``prefixes`` of its
+        state dict, HF names) into the built head."""
+        warn_if_other_encoder(nlp, checkpoint, self.name)
+        load_head_state(self.model.get_ref("head"), hf.load_head_state_dict(checkpoint, prefixes))
 
     def _initial_labels(
         self,

@@ -18,9 +18,9 @@ from thinc.types import Floats2d
 from .. import hf
 from ..encoder.listener import REDUCE_FIRST
 from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, TokenClassificationHead
-from ..heads.torch_head import build_head_module, load_head_state
+from ..heads.torch_head import build_head_module
 from .head_pipe import HeadPipe
-from .transformer import add_encoder_if_missing, listened_width, warn_if_other_encoder
+from .transformer import add_encoder_if_missing, listened_width
 from .entity_tags import (
     DECODERS,
     check_scheme,
@@ -220,7 +220,6 @@ class XLMRNER(HeadPipe):
                     f"'{hf_checkpoint}' ({sorted(checkpoint_labels)}). Leave labels "
                     "unset to use the checkpoint's."
                 )
-            warn_if_other_encoder(nlp, hf_checkpoint, self.name)
             labels = checkpoint_labels
         else:
             labels = self._initial_labels(
@@ -232,8 +231,7 @@ class XLMRNER(HeadPipe):
         self.cfg["width"] = listened_width(self.model, self.name)
         self._build_head()
         if hf_checkpoint is not None:
-            state = hf.load_head_state_dict(hf_checkpoint, HEAD_WEIGHT_PREFIXES)
-            load_head_state(self.model.get_ref("head"), state)
+            self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
 
     def _label_added(self, label: str) -> None:
         if self.cfg["tags"]:  # keep the scheme of the existing tags (BIO for IOB1)

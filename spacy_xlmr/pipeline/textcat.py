@@ -18,9 +18,9 @@ from thinc.types import Floats2d
 
 from .. import hf
 from ..heads.sequence_classification import HEAD_WEIGHT_PREFIXES, SequenceClassificationHead
-from ..heads.torch_head import build_head_module, load_head_state
+from ..heads.torch_head import build_head_module
 from .head_pipe import HeadPipe
-from .transformer import add_encoder_if_missing, listened_width, warn_if_other_encoder
+from .transformer import add_encoder_if_missing, listened_width
 
 DEFAULT_TEXTCAT_MODEL = """
 [model]
@@ -189,7 +189,6 @@ class XLMRTextCategorizer(HeadPipe):
                     f"{list(self.labels)}) differ from those of '{hf_checkpoint}' "
                     f"({checkpoint_labels}). Leave labels unset to use the checkpoint's."
                 )
-            warn_if_other_encoder(nlp, hf_checkpoint, self.name)
             labels = checkpoint_labels
         else:
             labels = self._initial_labels(labels, get_examples, lambda eg: set(eg.reference.cats))
@@ -197,8 +196,7 @@ class XLMRTextCategorizer(HeadPipe):
         self.cfg["width"] = listened_width(self.model, self.name)
         self._build_head()
         if hf_checkpoint is not None:
-            state = hf.load_head_state_dict(hf_checkpoint, HEAD_WEIGHT_PREFIXES)
-            load_head_state(self.model.get_ref("head"), state)
+            self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
 
     def _activate(self, logits: Floats2d) -> Floats2d:
         if self.uses_sigmoid:

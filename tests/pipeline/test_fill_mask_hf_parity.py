@@ -1,7 +1,6 @@
 """xlmr_fill_mask with an imported XLMRobertaForMaskedLM gives the HF
 fill-mask pipeline's top-k tokens and scores (within 1e-4)."""
 import pytest
-import torch
 
 from spacy_xlmr.heads.torch_head import get_head_module
 from spacy_xlmr.load import from_huggingface

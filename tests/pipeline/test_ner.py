@@ -3,7 +3,6 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc
 from spacy.training import Example
 
 from spacy_xlmr.convert import read_iob2
