@@ -88,5 +88,21 @@ def convert_textcat_cli(
     typer.echo(f"Saved to {output_path}")
 
 
+@app.command("convert-squad")
+def convert_squad_cli(
+    input_path: Path = typer.Argument(..., exists=True, dir_okay=False),
+    output_path: Path = typer.Argument(..., help="Output .spacy file"),
+    lang: str = typer.Option("xx", help="spaCy language whose tokenizer splits the contexts"),
+    limit: Optional[int] = typer.Option(None, help="Read at most this many paragraphs"),
+) -> None:
+    """Convert SQuAD 1.1 / 2.0 JSON (also XQuAD, SQuAD-es) to a .spacy file
+    with one doc per paragraph and its questions in doc._.qa_questions."""
+    from .convert import convert_squad
+
+    stats = convert_squad(input_path, output_path, lang=lang, limit=limit)
+    typer.echo(stats.summary())
+    typer.echo(f"Saved to {output_path}")
+
+
 def main() -> None:  # pragma: no cover
     app()

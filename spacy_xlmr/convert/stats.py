@@ -1,4 +1,4 @@
-"""Counts collected while converting NER and text classification data to
+"""Counts collected while converting NER, text classification and QA data to
 spaCy ``Doc`` objects."""
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,6 +16,9 @@ class ConversionStats:
     Text classification converters also fill ``labels`` (docs per gold
     label) and ``labels_per_doc`` (docs per number of gold labels); the
     data is ``exclusive`` when no doc has more than one gold label.
+
+    QA converters also fill ``questions`` (questions kept) and
+    ``impossible`` (how many of them are unanswerable).
     """
 
     docs: int = 0
@@ -26,6 +29,8 @@ class ConversionStats:
     warnings: CounterType[str] = field(default_factory=Counter)
     labels: CounterType[str] = field(default_factory=Counter)
     labels_per_doc: CounterType[int] = field(default_factory=Counter)
+    questions: int = 0
+    impossible: int = 0
 
     @property
     def max_labels_per_doc(self) -> int:
@@ -44,6 +49,10 @@ class ConversionStats:
             f"docs: {self.docs}, sentences: {self.sentences}, "
             f"tokens: {self.tokens}, entities: {sum(self.entities.values())}"
         ]
+        if self.questions:
+            lines.append(
+                f"questions: {self.questions} (unanswerable: {self.impossible})"
+            )
         if self.labels_per_doc:
             per_doc = ", ".join(
                 f"{n}: {docs}" for n, docs in sorted(self.labels_per_doc.items())
