@@ -37,6 +37,7 @@ def nlp(tiny_checkpoint):
     nlp = make_nlp(tiny_checkpoint, window_size=24, stride=16)
     nlp.add_pipe("xlmr_ner", name="ner")
     nlp.add_pipe("xlmr_textcat", name="textcat")
+    nlp.add_pipe("xlmr_fill_mask", name="fill_mask", config={"top_k": 2})
     examples = [
         Example.from_dict(nlp.make_doc("Maria mora em Lisboa."), {
             "entities": [(0, 5, "PER"), (14, 20, "LOC")], "cats": {"A": 1.0, "B": 0.0},
@@ -51,8 +52,20 @@ def nlp(tiny_checkpoint):
     return nlp
 
 
-def _check(doc):
+def _check(nlp, doc):
     assert doc.text is not None
+    tokenizer = nlp.get_pipe("transformer").model.attrs["tokenizer"]
+    n_masks = tokenizer(doc.text, add_special_tokens=False)["input_ids"].count(
+        tokenizer.mask_token_id
+    )
+    assert len(doc._.fill_mask) == n_masks
+    # Every <mask> piece gets predictions; a "<mask>" token gets its own.
+    for predictions in doc._.fill_mask:
+        assert len(predictions) == 2
+        assert all(0.0 <= p["score"] <= 1.0 and p["sequence"] is not None for p in predictions)
+    for token in doc:
+        if token._.fill_mask is not None:
+            assert token.text == "<mask>" and token._.fill_mask in doc._.fill_mask
     assert len(doc._.trf_data.align.lengths) == len(doc)
     for ent in doc.ents:
         assert 0 <= ent.start < ent.end <= len(doc)
@@ -68,7 +81,7 @@ def _check(doc):
 def test_any_text(nlp, text):
     doc = nlp(text)
     assert doc.text == text
-    _check(doc)
+    _check(nlp, doc)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -76,14 +89,18 @@ def test_any_text(nlp, text):
 def test_pipe_equals_call(nlp, batch):
     single = [nlp(text) for text in batch]
     for doc, expected in zip(nlp.pipe(batch, batch_size=3), single):
-        _check(doc)
+        _check(nlp, doc)
         assert [(e.start, e.end, e.label_) for e in doc.ents] == [
             (e.start, e.end, e.label_) for e in expected.ents
         ]
         assert doc.cats == pytest.approx(expected.cats, abs=1e-5)
+        for ours, theirs in zip(doc._.fill_mask, expected._.fill_mask):
+            assert [p["score"] for p in ours] == pytest.approx(
+                [p["score"] for p in theirs], abs=1e-5
+            )
 
 
 def test_very_long_token_and_long_doc(nlp):
     doc = nlp("a" * 10000 + " " + "Lisboa é bonita. " * 2000)
-    _check(doc)
+    _check(nlp, doc)
     assert len(doc) > 6000

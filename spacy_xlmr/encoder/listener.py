@@ -24,6 +24,10 @@ REDUCE_FIRST = "reduce_first_or_zero"
 
 class XLMRListener(TransformerListener):
     name = "xlmr-listener"
+    # False for heads that don't train on the encoder's output of the text
+    # (the masked-LM head encodes masked pieces itself): the encoder component
+    # then skips its training pass when no other listener wants it.
+    wants_training_output = True
 
     def __init__(self, upstream_name: str):
         super().__init__(upstream_name)

@@ -15,7 +15,7 @@ is resolved.
 """
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy
 from spacy.tokens import Doc
@@ -197,56 +197,68 @@ def forward(
 ) -> Tuple[List[TransformerData], Callable]:
     _check_loaded(model)
     tokenizer = model.attrs["tokenizer"]
-    window_size = model.attrs["window_size"]
-    stride = model.attrs["stride"]
     doc_pieces = tokenize_docs(tokenizer, docs)
+    hiddens, starts, backprop = encode_pieces(
+        model, [pieces.ids for pieces in doc_pieces], is_train
+    )
+    trf_datas = [
+        TransformerData(
+            wordpieces=_wordpieces(pieces, doc_starts, model),
+            model_output=BaseModelOutput(last_hidden_state=hidden),
+            align=_align(pieces, doc_starts, model, hidden.shape[1]),
+        )
+        for pieces, doc_starts, hidden in zip(doc_pieces, starts, hiddens)
+    ]
+    return trf_datas, backprop
 
-    # Every window of every doc: (doc index, first piece, ids with specials).
-    windows: List[Tuple[int, int, List[int]]] = []
+
+def encode_pieces(
+    model: EncoderModel, docs_ids: Sequence[Sequence[int]], is_train: bool
+) -> Tuple[List[Floats3d], List[List[int]], Callable[[List[Optional[Floats3d]]], List[Doc]]]:
+    """Run the encoder over the piece ids (without ``<s>``/``</s>``) of each
+    doc: cut into windows, batched by length across docs.
+
+    RETURNS: per doc, the ``(windows, seq_len, width)`` hidden states (window
+    ``w`` starts at piece ``starts[w]``; position 0 is ``<s>``) and the window
+    starts; and a callback taking each doc's gradient for its hidden states
+    (None for none) back through the encoder.
+    """
+    tokenizer = model.attrs["tokenizer"]
+    window_size = model.attrs["window_size"]
+    # Every window of every doc, as ids with <s> and </s>.
+    windows: List[List[int]] = []
     doc_windows: List[List[int]] = []
-    for doc_i, pieces in enumerate(doc_pieces):
+    starts: List[List[int]] = []
+    for ids in docs_ids:
+        starts.append(window_starts(len(ids), window_size, model.attrs["stride"]))
         doc_windows.append([])
-        for start in window_starts(len(pieces), window_size, stride):
-            ids = pieces.ids[start : start + window_size]
+        for start in starts[-1]:
             doc_windows[-1].append(len(windows))
-            windows.append(
-                (doc_i, start, [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id])
-            )
+            window_ids = list(ids[start : start + window_size])
+            windows.append([tokenizer.cls_token_id, *window_ids, tokenizer.sep_token_id])
 
     transformer = model.layers[0]
     outputs: List[Optional[Floats3d]] = [None] * len(windows)
     callbacks = []
     for batch in _length_batches(windows, model.attrs["max_batch_pieces"]):
-        input_ids, mask = _pad(
-            [windows[i][2] for i in batch], tokenizer.pad_token_id
-        )
+        input_ids, mask = _pad([windows[i] for i in batch], tokenizer.pad_token_id)
         hidden, backprop_batch = transformer((input_ids, mask), is_train)
         for row, window_i in enumerate(batch):
-            outputs[window_i] = hidden[row, : len(windows[window_i][2])]
+            outputs[window_i] = hidden[row, : len(windows[window_i])]
         callbacks.append((batch, hidden.shape, backprop_batch))
 
     width = model.get_dim("nO")
     ops = model.ops
-    trf_datas = []
-    for doc_i, pieces in enumerate(doc_pieces):
-        window_ids = doc_windows[doc_i]
-        lengths = [len(windows[i][2]) for i in window_ids]
-        seq_len = max(lengths)
-        hidden = ops.alloc3f(len(window_ids), seq_len, width)
+    hiddens = []
+    for window_ids in doc_windows:
+        lengths = [len(windows[i]) for i in window_ids]
+        hidden = ops.alloc3f(len(window_ids), max(lengths), width)
         for row, window_i in enumerate(window_ids):
             hidden[row, : lengths[row]] = outputs[window_i]
-        trf_datas.append(
-            TransformerData(
-                wordpieces=_wordpieces(
-                    [windows[i] for i in window_ids], pieces, tokenizer
-                ),
-                model_output=BaseModelOutput(last_hidden_state=hidden),
-                align=_align(pieces, [windows[i][1] for i in window_ids], model, seq_len),
-            )
-        )
+        hiddens.append(hidden)
 
     def backprop(d_hidden: List[Optional[Floats3d]]) -> List[Doc]:
-        """Take each doc's gradient for its ``last_hidden_state`` (None for no
+        """Take each doc's gradient for its hidden states (None for no
         gradient) back through the encoder."""
         d_windows: List[Optional[Floats3d]] = [None] * len(windows)
         for doc_i, d_doc in enumerate(d_hidden):
@@ -259,23 +271,21 @@ def forward(
             for row, window_i in enumerate(batch):
                 d_window = d_windows[window_i]
                 if d_window is not None:
-                    length = len(windows[window_i][2])
+                    length = len(windows[window_i])
                     d_batch[row, :length] = d_window[:length]
             backprop_batch(d_batch)
         return []
 
-    return trf_datas, backprop
+    return hiddens, starts, backprop
 
 
-def _length_batches(
-    windows: List[Tuple[int, int, List[int]]], max_batch_pieces: int
-) -> List[List[int]]:
+def _length_batches(windows: List[List[int]], max_batch_pieces: int) -> List[List[int]]:
     """Group window indices by length so that each padded batch holds at most
     ``max_batch_pieces`` positions (a single longer window is its own batch)."""
-    order = sorted(range(len(windows)), key=lambda i: len(windows[i][2]))
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
     batches: List[List[int]] = []
     for window_i in order:
-        length = len(windows[window_i][2])
+        length = len(windows[window_i])
         if batches and length * (len(batches[-1]) + 1) <= max_batch_pieces:
             batches[-1].append(window_i)
         else:
@@ -293,17 +303,23 @@ def _pad(rows: List[List[int]], pad_id: int) -> Tuple[numpy.ndarray, numpy.ndarr
     return input_ids, mask
 
 
-def _wordpieces(windows, pieces: DocPieces, tokenizer) -> WordpieceBatch:
-    input_ids, mask = _pad([ids for _, _, ids in windows], tokenizer.pad_token_id)
-    strings = [
-        [tokenizer.cls_token, *pieces.strings[start : start + len(ids) - 2], tokenizer.sep_token]
-        for _, start, ids in windows
+def _wordpieces(pieces: DocPieces, starts: List[int], model: EncoderModel) -> WordpieceBatch:
+    tokenizer = model.attrs["tokenizer"]
+    window_size = model.attrs["window_size"]
+    ids = [
+        [tokenizer.cls_token_id, *pieces.ids[start : start + window_size], tokenizer.sep_token_id]
+        for start in starts
     ]
+    strings = [
+        [tokenizer.cls_token, *pieces.strings[start : start + window_size], tokenizer.sep_token]
+        for start in starts
+    ]
+    input_ids, mask = _pad(ids, tokenizer.pad_token_id)
     return WordpieceBatch(
         strings=strings,
         input_ids=input_ids,
         attention_mask=mask.astype("float32"),
-        lengths=[len(ids) for _, _, ids in windows],
+        lengths=[len(window) for window in ids],
         token_type_ids=None,
     )
 

@@ -6,18 +6,27 @@ embedding matrix, passed in at call time rather than stored: the head holds no
 second copy of the ``vocab × hidden`` matrix in memory or on disk, and the tie
 survives saving and loading because there is nothing to untie. Logits are only
 computed for the rows it is given (the mask positions).
+
+Training (``masked_lm_logits`` with ``is_train``) masks the docs' pieces as
+BERT/RoBERTa pretraining does (``mask_pieces``), runs the shared encoder's
+weights over the masked pieces (a pass of its own: the encoder component's
+output is of the unmasked text) and sends the gradients to the head, the
+encoder and, through the tied decoder, the word embeddings.
 """
 from functools import partial
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
+import numpy
 import torch
 from spacy.tokens import Doc
 from spacy_transformers.data_classes import TransformerData
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, chain, torch2xp, xp2torch
-from thinc.types import Floats2d
+from thinc.types import Floats2d, Floats3d, Ints1d
 
+from ..encoder.alignment import tokenize_docs
 from ..encoder.listener import XLMRListener
-from ..encoder.model import get_transformer
+from ..encoder.model import encode_pieces, get_transformer
+from ..encoder.windows import piece_owners
 
 HEAD_WEIGHT_PREFIXES = ("lm_head.dense.", "lm_head.layer_norm.", "lm_head.bias")
 
@@ -56,6 +65,9 @@ def build_masked_lm(upstream: str = "*") -> Model[List[Doc], List[Floats2d]]:
     connected to.
     """
     listener = XLMRListener(upstream_name=upstream)
+    # Training masks the pieces and runs the encoder itself, so the encoder
+    # component needn't compute (unmasked) training output for this listener.
+    listener.wants_training_output = False
     head = Model("masked_lm_head", partial(_head_forward, listener=listener))
     model = chain(listener, head)
     model.set_ref("listener", listener)
@@ -95,33 +107,147 @@ def mask_rows(trf_data: TransformerData, mask_token_id: int) -> List[int]:
     return sorted(row for row in owned if ids[row] == mask_token_id)
 
 
-def _head_forward(
-    model: Model, trf_datas: List[TransformerData], is_train: bool, *, listener: XLMRListener
-) -> Tuple[List[Floats2d], Callable]:
-    if is_train:
-        raise NotImplementedError("Training the masked-LM head isn't supported yet.")
-    if not model.layers:
+def mask_pieces(
+    ids: Sequence[int],
+    rng: numpy.random.Generator,
+    *,
+    mask_id: int,
+    replacement_ids: numpy.ndarray,
+    probability: float = 0.15,
+) -> Tuple[List[int], numpy.ndarray]:
+    """Choose each piece with ``probability``; replace 80% of the chosen ones
+    with ``<mask>``, 10% with a random piece from ``replacement_ids`` and keep
+    10%, as in BERT and RoBERTa pretraining.
+
+    RETURNS: the masked ids and the positions of the chosen pieces.
+    """
+    masked = numpy.array(ids, dtype="int64")
+    chosen = numpy.flatnonzero(rng.random(len(masked)) < probability)
+    action = rng.random(len(chosen))
+    masked[chosen[action < 0.8]] = mask_id
+    randomized = chosen[(action >= 0.8) & (action < 0.9)]
+    masked[randomized] = rng.choice(replacement_ids, size=len(randomized))
+    return masked.tolist(), chosen
+
+
+def masked_lm_logits(
+    model: Model,
+    docs: Sequence[Doc],
+    rng: numpy.random.Generator,
+    *,
+    probability: float = 0.15,
+    is_train: bool = False,
+) -> Tuple[Floats2d, Ints1d, Callable[[Floats2d], None]]:
+    """Mask the pieces of ``docs`` (``mask_pieces``), encode them with the
+    encoder ``model`` listens to and predict the original pieces.
+
+    RETURNS: the vocabulary logits of the chosen pieces (one row each, docs in
+    order), their original ids, and a callback that takes the gradient of the
+    logits back into the head, the encoder and its word embeddings.
+    """
+    encoder = encoder_of(model)
+    tokenizer = encoder.attrs["tokenizer"]
+    replacement_ids = numpy.array(
+        sorted(set(range(len(tokenizer))) - set(tokenizer.all_special_ids)), dtype="int64"
+    )
+    docs_ids: List[List[int]] = []
+    chosen: List[numpy.ndarray] = []
+    targets: List[int] = []
+    for pieces in tokenize_docs(tokenizer, docs):
+        masked, positions = mask_pieces(
+            pieces.ids, rng, mask_id=tokenizer.mask_token_id,
+            replacement_ids=replacement_ids, probability=probability,
+        )
+        docs_ids.append(masked)
+        chosen.append(positions)
+        targets.extend(pieces.ids[i] for i in positions)
+    hiddens, starts, backprop_encoder = encode_pieces(encoder, docs_ids, is_train)
+    window_size = encoder.attrs["window_size"]
+    # Each chosen piece is read from the window that owns it.
+    doc_rows: List[List[int]] = []
+    for ids, positions, doc_starts, hidden in zip(docs_ids, chosen, starts, hiddens):
+        owners = piece_owners(len(ids), doc_starts, window_size)
+        doc_rows.append([owners[i][0] * hidden.shape[1] + owners[i][1] for i in positions])
+    ops = model.ops
+    width = encoder.get_dim("nO")
+    rows = [
+        hidden.reshape(-1, width)[doc_rows_]
+        for hidden, doc_rows_ in zip(hiddens, doc_rows)
+    ]
+    flat = ops.xp.concatenate(rows) if rows else ops.alloc2f(0, width)
+    embeddings = get_transformer(encoder).embeddings.word_embeddings.weight
+    logits, backprop_head = _torch_layer(model.get_ref("head"))((ops.xp.ascontiguousarray(flat), embeddings), is_train)
+
+    def backprop(d_logits: Floats2d) -> None:
+        d_flat, d_embeddings = backprop_head(d_logits)
+        d_hidden: List[Optional[Floats3d]] = []
+        offset = 0
+        for hidden, doc_rows_ in zip(hiddens, doc_rows):
+            d_doc = ops.alloc2f(hidden.shape[0] * hidden.shape[1], width)
+            d_doc[doc_rows_] = d_flat[offset : offset + len(doc_rows_)]
+            offset += len(doc_rows_)
+            d_hidden.append(d_doc.reshape(hidden.shape))
+        backprop_encoder(d_hidden)
+        # Added after the encoder's own backward pass, which unscales the
+        # gradients of its parameters when mixed precision is on.
+        with torch.no_grad():
+            if embeddings.grad is None:
+                embeddings.grad = d_embeddings.clone()
+            else:
+                embeddings.grad += d_embeddings
+
+    return logits, ops.asarray1i(targets), backprop
+
+
+def _torch_layer(head: Model) -> Model:
+    """The torch module's layer inside the ``masked_lm_head`` node."""
+    if not head.layers:
         raise ValueError(
             "The masked-LM head isn't built yet: initialize the component "
             "(nlp.initialize()) or load a trained pipeline."
         )
+    return head.layers[0]
+
+
+def _head_forward(
+    model: Model, trf_datas: List[TransformerData], is_train: bool, *, listener: XLMRListener
+) -> Tuple[List[Floats2d], Callable]:
+    """Logits at the ``<mask>`` pieces of the encoder output (prediction)."""
+    if is_train:
+        raise ValueError(
+            "The masked-LM head trains on masked copies of the docs "
+            "(masked_lm_logits), not on the encoder's output of the text."
+        )
     encoder = _connected_encoder(listener)
     mask_id = encoder.attrs["tokenizer"].mask_token_id
     embeddings = get_transformer(encoder).embeddings.word_embeddings.weight
+    layer = _torch_layer(model)
     outputs = []
     for trf_data in trf_datas:
         hidden = trf_data.model_output.last_hidden_state
         flat = hidden.reshape(-1, hidden.shape[-1])[mask_rows(trf_data, mask_id)]
-        logits, _ = model.layers[0]((model.ops.xp.ascontiguousarray(flat), embeddings), False)
+        logits, _ = layer((model.ops.xp.ascontiguousarray(flat), embeddings), False)
         outputs.append(logits)
     return outputs, lambda d_outputs: []
 
 
 def _convert_inputs(model: Model, X, is_train: bool):
     hidden, embeddings = X
-    return ArgsKwargs(args=(xp2torch(hidden), embeddings), kwargs={}), lambda d: []
+    # The embeddings enter as a leaf of their own: their gradient comes back
+    # from the backward pass and is added to the encoder's by the caller.
+    inputs = (xp2torch(hidden, requires_grad=is_train), embeddings.detach().requires_grad_(is_train))
+
+    def backprop(d_inputs: ArgsKwargs):
+        d_hidden, d_embeddings = d_inputs.args
+        return torch2xp(d_hidden), d_embeddings
+
+    return ArgsKwargs(args=inputs, kwargs={}), backprop
 
 
 def _convert_outputs(model: Model, inputs_outputs, is_train: bool):
     _, logits = inputs_outputs
-    return torch2xp(logits), lambda d: []
+
+    def backprop(d_logits):
+        return ArgsKwargs(args=(logits,), kwargs={"grad_tensors": xp2torch(d_logits)})
+
+    return torch2xp(logits), backprop

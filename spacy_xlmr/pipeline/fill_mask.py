@@ -1,5 +1,6 @@
 """``xlmr_fill_mask``: predict the tokens behind ``<mask>`` with the masked-LM
-head of ``XLMRobertaForMaskedLM`` on the shared encoder.
+head of ``XLMRobertaForMaskedLM`` on the shared encoder, and adapt the
+encoder to new text with the masked-LM objective in ``spacy train``.
 
 Write masks as ``<mask>`` in the text: the component adds a tokenizer special
 case so that ``<mask>`` is one spaCy token (tokenizers that segment text
@@ -7,29 +8,42 @@ themselves, e.g. ``zh``, may still split it; check ``doc[i].text``). For each
 mask, ``top_k`` predictions ``{"token", "token_str", "score", "sequence"}`` go
 to ``doc._.fill_mask`` (a list per mask, in text order) and to the mask
 token's ``token._.fill_mask``. A doc without masks gets an empty list.
-``sequence`` (the text with the prediction filled in, as HF's pipeline
-decodes it) is None for docs longer than one encoder window.
-Training (the MLM objective) is not implemented yet: the component is for
-inference with an imported checkpoint.
+
+Training needs raw text only (``spacy.PlainTextCorpus.v1``,
+``spacy.JsonlCorpus.v1`` or ``.spacy`` files): each update masks
+``mask_probability`` of the pieces (80% ``<mask>``, 10% a random piece, 10%
+unchanged) and trains the head and the shared encoder to predict them. The
+scores are ``mlm_acc`` (masked-piece accuracy) and ``mlm_ppl`` (perplexity),
+on masks drawn with a fixed seed so that evaluations are comparable.
 """
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+import math
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
 from spacy.symbols import ORTH
 from spacy.tokens import Doc, Token
-from spacy.training import Example
+from spacy.training import Example, validate_examples
+from spacy.util import minibatch
 from spacy.vocab import Vocab
-from thinc.api import Config, Model
-from thinc.types import Floats2d
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d, Ints1d
 
 from .. import hf
 from ..encoder.model import get_transformer
-from ..heads.masked_lm import HEAD_WEIGHT_PREFIXES, build_head_module, encoder_of
+from ..heads.masked_lm import (
+    HEAD_WEIGHT_PREFIXES,
+    build_head_module,
+    encoder_of,
+    mask_rows,
+    masked_lm_logits,
+)
 from .head_pipe import HeadPipe
 from .transformer import add_encoder_if_missing, listened_width
 
 MASK = "<mask>"
+# Masks of the evaluation texts are drawn with this seed at every evaluation.
+SCORE_SEED = 0
 DEFAULT_FILL_MASK_MODEL = Config().from_str(
     """
 [model]
@@ -46,7 +60,13 @@ for _cls in (Doc, Token):
 @Language.factory(
     "xlmr_fill_mask",
     assigns=["doc._.fill_mask", "token._.fill_mask"],
-    default_config={"model": DEFAULT_FILL_MASK_MODEL, "top_k": 5, "targets": None},
+    default_config={
+        "model": DEFAULT_FILL_MASK_MODEL,
+        "top_k": 5,
+        "targets": None,
+        "mask_probability": 0.15,
+    },
+    default_score_weights={"mlm_acc": 1.0, "mlm_ppl": None},
 )
 def make_xlmr_fill_mask(
     nlp: Language,
@@ -54,16 +74,25 @@ def make_xlmr_fill_mask(
     model: Model[List[Doc], List[Floats2d]],
     top_k: int,
     targets: Optional[List[str]],
+    mask_probability: float,
 ) -> "XLMRFillMask":
-    """Fill ``<mask>`` tokens. ``targets`` restricts the candidates to these
-    tokens (as the HF pipeline's ``targets``)."""
+    """Fill ``<mask>`` tokens; train with the masked-LM objective.
+
+    top_k (int): Predictions per mask.
+    targets (Optional[List[str]]): Restrict the candidates to these pieces (as
+        the HF pipeline's ``targets``).
+    mask_probability (float): Share of pieces masked in training.
+    """
     add_encoder_if_missing(nlp, model)
     nlp.tokenizer.add_special_case(MASK, [{ORTH: MASK}])
-    return XLMRFillMask(nlp.vocab, model, name=name, top_k=top_k, targets=targets)
+    return XLMRFillMask(
+        nlp.vocab, model, name=name, top_k=top_k, targets=targets,
+        mask_probability=mask_probability,
+    )
 
 
 class XLMRFillMask(HeadPipe):
-    """Top-k predictions for ``<mask>`` tokens."""
+    """Top-k predictions for ``<mask>`` tokens, and the masked-LM objective."""
 
     def __init__(
         self,
@@ -73,14 +102,21 @@ class XLMRFillMask(HeadPipe):
         *,
         top_k: int = 5,
         targets: Optional[Sequence[str]] = None,
+        mask_probability: float = 0.15,
     ) -> None:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}.")
+        if not 0 < mask_probability < 1:
+            raise ValueError(
+                f"mask_probability must be between 0 and 1, got {mask_probability} "
+                "(BERT and XLM-R were pretrained with 0.15)."
+            )
         self.vocab = vocab
         self.model = model
         self.name = name
         self.top_k = top_k
         self.targets = list(targets) if targets else None
+        self.mask_probability = mask_probability
         self._target_ids: Optional[numpy.ndarray] = None  # computed on first use
         self.cfg: Dict[str, Any] = {"labels": [], "width": None, "vocab_size": None, "eps": None}
 
@@ -94,12 +130,9 @@ class XLMRFillMask(HeadPipe):
         candidates = self._candidate_ids(tokenizer)
         for doc, doc_logits in zip(docs, logits):
             doc_logits = self.model.ops.to_numpy(doc_logits)
-            masks = [token for token in doc if token.text == MASK]
-            wordpieces = doc._.trf_data.wordpieces
-            # The filled-in sequence is given for docs that fit one window.
-            ids = wordpieces.input_ids[0, : wordpieces.lengths[0]].tolist()
+            mask_tokens = _mask_tokens(doc, tokenizer.mask_token_id)
+            ids = _input_ids(doc, tokenizer) if len(doc_logits) else []
             mask_positions = [i for i, piece in enumerate(ids) if piece == tokenizer.mask_token_id]
-            single_window = len(wordpieces.lengths) == 1
             results = []
             for i, row in enumerate(doc_logits):
                 probs = _softmax(row)
@@ -107,34 +140,98 @@ class XLMRFillMask(HeadPipe):
                 best = pool[numpy.argsort(-probs[pool], kind="stable")[: self.top_k]]
                 predictions = []
                 for token_id in best:
-                    sequence = None
-                    if single_window:
-                        filled = list(ids)
-                        filled[mask_positions[i]] = int(token_id)
-                        sequence = tokenizer.decode(
-                            filled, skip_special_tokens=len(doc_logits) == 1
-                        )
+                    filled = list(ids)
+                    filled[mask_positions[i]] = int(token_id)
                     predictions.append({
                         "score": float(probs[token_id]),
                         "token": int(token_id),
                         "token_str": tokenizer.decode([int(token_id)]),
-                        "sequence": sequence,
+                        # As HF's pipeline: special tokens stay when there are
+                        # several masks.
+                        "sequence": tokenizer.decode(
+                            filled, skip_special_tokens=len(doc_logits) == 1
+                        ),
                     })
                 results.append(predictions)
-                if i < len(masks):
-                    masks[i]._.fill_mask = predictions
+                if mask_tokens[i] is not None:
+                    mask_tokens[i]._.fill_mask = predictions
             doc._.fill_mask = results
 
-    def add_label(self, label: str) -> int:
-        raise NotImplementedError(f"[{self.name}] Fill-mask has no labels.")
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Mask the pieces of the examples' texts and learn to predict them.
+        The gradients reach the head, the encoder and its word embeddings (the
+        tied decoder); the encoder component applies its part at its
+        ``finish_update``, as it does for every head."""
+        validate_examples(examples, "XLMRFillMask.update")
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        docs = [eg.predicted for eg in examples]
+        if not docs:
+            return losses
+        set_dropout_rate(self.model, drop)
+        rng = numpy.random.default_rng(numpy.random.randint(2**31))
+        logits, targets, backprop = masked_lm_logits(
+            self.model, docs, rng, probability=self.mask_probability, is_train=True
+        )
+        if len(targets) == 0:
+            return losses
+        loss, d_logits = self.get_loss(examples, (logits, targets))
+        backprop(d_logits)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
 
-    def get_loss(self, examples: Iterable[Example], scores: Any) -> None:
-        raise NotImplementedError("Masked-LM training isn't implemented yet.")
+    def get_loss(
+        self, examples: Iterable[Example], scores: Tuple[Floats2d, Ints1d]
+    ) -> Tuple[float, Floats2d]:
+        """Cross-entropy of the logits of the masked pieces against their
+        original ids (``scores``: logits and ids from ``masked_lm_logits``),
+        averaged over the pieces."""
+        logits, targets = scores
+        n_rows = len(targets)
+        log_probs = _log_softmax(self.model.ops, logits)
+        rows = self.model.ops.xp.arange(n_rows)
+        loss = -float(log_probs[rows, targets].sum()) / n_rows
+        d_logits = self.model.ops.xp.exp(log_probs)
+        d_logits[rows, targets] -= 1
+        return loss, d_logits / n_rows
 
-    def update(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, float]:
-        """No-op until the MLM objective is implemented (the encoder is not
-        trained through this component)."""
-        return kwargs.get("losses") or {}
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        """Masked-piece accuracy (``mlm_acc``) and perplexity (``mlm_ppl``) on
+        masked copies of the examples' texts; the masks are drawn with a fixed
+        seed, so every evaluation of the same texts uses the same masks. Both
+        are None if no piece was masked."""
+        validate_examples(examples, "XLMRFillMask.score")
+        rng = numpy.random.default_rng(SCORE_SEED)
+        xp = self.model.ops.xp
+        n_pieces = n_correct = 0
+        neg_log_likelihood = 0.0
+        for batch in minibatch(examples, 32):
+            logits, targets, _ = masked_lm_logits(
+                self.model, [eg.predicted for eg in batch], rng,
+                probability=self.mask_probability,
+            )
+            if len(targets) == 0:
+                continue
+            log_probs = _log_softmax(self.model.ops, logits)
+            neg_log_likelihood -= float(log_probs[xp.arange(len(targets)), targets].sum())
+            n_correct += int((logits.argmax(axis=1) == targets).sum())
+            n_pieces += len(targets)
+        if n_pieces == 0:
+            return {"mlm_acc": None, "mlm_ppl": None}
+        return {
+            "mlm_acc": n_correct / n_pieces,
+            "mlm_ppl": math.exp(neg_log_likelihood / n_pieces),
+        }
 
     def initialize(
         self,
@@ -156,6 +253,9 @@ class XLMRFillMask(HeadPipe):
         if hf_checkpoint is not None:
             self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
 
+    def add_label(self, label: str) -> int:
+        raise NotImplementedError(f"[{self.name}] Fill-mask has no labels.")
+
     def _build_head(self, keep: bool = False) -> None:
         build_head_module(self.model, self.cfg["vocab_size"], self.cfg["width"], self.cfg["eps"])
 
@@ -174,6 +274,33 @@ class XLMRFillMask(HeadPipe):
             ids.append(tokenizer.convert_tokens_to_ids(pieces[0]))
         self._target_ids = numpy.array(sorted(set(ids)))
         return self._target_ids
+
+
+def _mask_tokens(doc: Doc, mask_id: int) -> List[Optional[Token]]:
+    """For each ``<mask>`` piece of the doc (text order), the token that is
+    that mask, or None where the mask is glued to other text ("a<mask>")."""
+    trf_data = doc._.trf_data
+    row_token = {}
+    ends = numpy.cumsum(trf_data.align.lengths)
+    for token in doc:
+        if token.text == MASK:
+            for row in trf_data.align.dataXd[ends[token.i] - trf_data.align.lengths[token.i] : ends[token.i]]:
+                row_token[int(row)] = token
+    return [row_token.get(row) for row in mask_rows(trf_data, mask_id)]
+
+
+def _input_ids(doc: Doc, tokenizer) -> List[int]:
+    """The doc's pieces with ``<s>`` and ``</s>``, as HF's pipeline encodes the
+    text (one window's ids are in ``trf_data``; longer docs are re-encoded)."""
+    wordpieces = doc._.trf_data.wordpieces
+    if len(wordpieces.lengths) == 1:
+        return wordpieces.input_ids[0, : wordpieces.lengths[0]].tolist()
+    return tokenizer(doc.text, verbose=False)["input_ids"]
+
+
+def _log_softmax(ops, logits: Floats2d) -> Floats2d:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - ops.xp.log(ops.xp.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def _softmax(row: numpy.ndarray) -> numpy.ndarray:

@@ -114,7 +114,9 @@ class XLMRTransformer(Transformer):
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
         """Run the encoder on the predicted docs and hand the output to the
-        listeners. Their gradients are summed; the encoder's backward pass runs
+        listeners that train on it (all but the masked-LM head's, which
+        encodes masked pieces itself; with no such listener nothing is
+        computed). Their gradients are summed; the encoder's backward pass runs
         once all listeners have reported, or at ``finish_update`` or the next
         ``update`` when some didn't (a head excluded from the update). The
         weights change at ``finish_update`` (within ``nlp.update``, which calls
@@ -126,12 +128,15 @@ class XLMRTransformer(Transformer):
             losses = {}
         losses.setdefault(self.name, 0.0)
         docs = [eg.predicted for eg in examples]
-        if not docs:
+        listeners = [
+            listener for listener in self.listeners
+            if getattr(listener, "wants_training_output", True)
+        ]
+        if not docs or not listeners:
             return losses
         set_dropout_rate(self.model, drop)
         trf_datas, backprop_encoder = self.model.begin_update(docs)
         d_hidden: List = [None] * len(docs)
-        listeners = self.listeners
         reported = 0
 
         def accumulate_gradient(d_trf_datas: List[TransformerData]) -> List[Doc]:

@@ -73,3 +73,19 @@ def test_decoder_is_tied_not_copied(imported, tmp_path):
     assert size < 200_000  # a copy of the 8002 x 64 embeddings would be ~2 MB
     loaded = spacy.load(tmp_path / "pipeline")
     assert loaded(text)._.fill_mask == expected
+
+
+def test_mask_glued_to_a_word_is_predicted_but_not_given_to_a_token(imported, hf_pipe):
+    """"x-<mask>-y" is one spaCy token but still holds a mask piece: it gets its
+    predictions in doc._.fill_mask (as in HF) and the standalone "<mask>"
+    token keeps its own."""
+    text = "x-<mask>-y é a <mask> de Portugal."
+    doc = imported(text)
+    expected = hf_pipe(text)
+    assert len(doc._.fill_mask) == len(expected) == 2
+    for ours, theirs in zip(doc._.fill_mask, expected):
+        assert [p["token"] for p in ours] == [p["token"] for p in theirs]
+    standalone = [token for token in doc if token.text == "<mask>"]
+    assert len(standalone) == 1
+    assert standalone[0]._.fill_mask == doc._.fill_mask[1]
+    assert all(t._.fill_mask is None for t in doc if t.text != "<mask>")
