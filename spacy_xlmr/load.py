@@ -12,6 +12,7 @@ TASKS = {
     "token-classification": ("xlmr_ner", "ner"),
     "text-classification": ("xlmr_textcat", "textcat"),
     "fill-mask": ("xlmr_fill_mask", "fill_mask"),
+    "question-answering": ("xlmr_qa", "qa"),
 }
 
 

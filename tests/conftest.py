@@ -132,3 +132,20 @@ def masked_lm_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
     model.save_pretrained(output)
     AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(output)
     return output
+
+
+@pytest.fixture(scope="session")
+def question_answering_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """A 'fine-tuned' XLMRobertaForQuestionAnswering on the tiny encoder,
+    with a random qa_outputs layer that gives well-separated logits."""
+    from transformers import AutoTokenizer, XLMRobertaForQuestionAnswering
+
+    output = tmp_path_factory.mktemp("tiny-xlmr-qa")
+    model = XLMRobertaForQuestionAnswering.from_pretrained(tiny_checkpoint)
+    generator = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for param in model.qa_outputs.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * 2.0)
+    model.save_pretrained(output)
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(output)
+    return output

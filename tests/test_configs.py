@@ -14,7 +14,7 @@ def test_config_builds(path):
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
     assert nlp.pipe_names[0] == "transformer"
     factories = {nlp.get_pipe_meta(name).factory for name in nlp.pipe_names}
-    assert factories <= {"xlmr_transformer", "xlmr_ner", "xlmr_textcat", "xlmr_fill_mask"}
+    assert factories <= {"xlmr_transformer", "xlmr_ner", "xlmr_textcat", "xlmr_fill_mask", "xlmr_qa"}
     training = registry.resolve(
         nlp.config.interpolate()["training"], schema=ConfigSchemaTraining
     )
@@ -22,5 +22,5 @@ def test_config_builds(path):
 
 
 def test_there_are_tiny_and_base_configs():
-    for task in ("ner", "textcat", "multitask", "mlm"):
+    for task in ("ner", "textcat", "multitask", "mlm", "qa"):
         assert {f"{task}-tiny.cfg", f"{task}-base.cfg"} <= {p.name for p in CONFIGS}

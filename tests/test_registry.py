@@ -41,7 +41,7 @@ def test_factories_resolve_without_importing_the_package():
     # A fresh interpreter with no `import spacy_xlmr`: spaCy finds the
     # factories through the entry points.
     names = {ep.name for ep in _ours("spacy_factories")}
-    assert names == {"xlmr_transformer", "xlmr_ner", "xlmr_textcat", "xlmr_fill_mask"}
+    assert names == {"xlmr_transformer", "xlmr_ner", "xlmr_textcat", "xlmr_fill_mask", "xlmr_qa"}
     code = (
         "import spacy\n"
         "nlp = spacy.blank('xx')\n"

@@ -57,6 +57,26 @@ def _listener_forward(
     return outputs, lambda d_outputs: []
 
 
+def connected_encoder(listener: XLMRListener) -> Model:
+    """The encoder model ``listener`` is connected to (set by
+    ``XLMRTransformer.add_listener``): heads that run the encoder's weights
+    themselves (masked LM, question answering) reach it this way."""
+    encoder = getattr(listener, "encoder", None)
+    if encoder is None:
+        raise ValueError(
+            "This head isn't connected to an xlmr_transformer encoder (it runs "
+            "the encoder's weights itself). Add it after the encoder in the "
+            'pipeline: nlp.add_pipe("xlmr_transformer", name="transformer", first=True).'
+        )
+    return encoder
+
+
+def encoder_of(model: Model) -> Model:
+    """The encoder that the listener of ``model`` (its "listener" ref) is
+    connected to."""
+    return connected_encoder(model.get_ref("listener"))
+
+
 def build_listener(
     pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0, upstream: str = "*"
 ) -> Model[List[Doc], List[Floats2d]]:

@@ -28,7 +28,7 @@ from thinc.api import (
     torch2xp,
     xp2torch,
 )
-from thinc.types import Floats3d, Ragged
+from thinc.types import Floats2d, Floats3d, Ragged
 from transformers.modeling_outputs import BaseModelOutput
 
 if TYPE_CHECKING:
@@ -236,50 +236,64 @@ def encode_pieces(
             doc_windows[-1].append(len(windows))
             window_ids = list(ids[start : start + window_size])
             windows.append([tokenizer.cls_token_id, *window_ids, tokenizer.sep_token_id])
-
-    transformer = model.layers[0]
-    outputs: List[Optional[Floats3d]] = [None] * len(windows)
-    callbacks = []
-    for batch in _length_batches(windows, model.attrs["max_batch_pieces"]):
-        input_ids, mask = _pad([windows[i] for i in batch], tokenizer.pad_token_id)
-        hidden, backprop_batch = transformer((input_ids, mask), is_train)
-        for row, window_i in enumerate(batch):
-            outputs[window_i] = hidden[row, : len(windows[window_i])]
-        callbacks.append((batch, hidden.shape, backprop_batch))
+    outputs, backprop_windows = encode_windows(model, windows, is_train)
 
     width = model.get_dim("nO")
-    ops = model.ops
     hiddens = []
     for window_ids in doc_windows:
-        lengths = [len(windows[i]) for i in window_ids]
-        hidden = ops.alloc3f(len(window_ids), max(lengths), width)
+        hidden = model.ops.alloc3f(len(window_ids), max(len(windows[i]) for i in window_ids), width)
         for row, window_i in enumerate(window_ids):
-            hidden[row, : lengths[row]] = outputs[window_i]
+            hidden[row, : len(windows[window_i])] = outputs[window_i]
         hiddens.append(hidden)
 
     def backprop(d_hidden: List[Optional[Floats3d]]) -> List[Doc]:
-        """Take each doc's gradient for its hidden states (None for no
-        gradient) back through the encoder."""
-        d_windows: List[Optional[Floats3d]] = [None] * len(windows)
+        d_windows: List[Optional[Floats2d]] = [None] * len(windows)
         for doc_i, d_doc in enumerate(d_hidden):
             if d_doc is None:
                 continue
             for row, window_i in enumerate(doc_windows[doc_i]):
-                d_windows[window_i] = d_doc[row]
-        for batch, shape, backprop_batch in callbacks:
-            d_batch = ops.alloc3f(*shape)
-            for row, window_i in enumerate(batch):
-                d_window = d_windows[window_i]
-                if d_window is not None:
-                    length = len(windows[window_i])
-                    d_batch[row, :length] = d_window[:length]
-            backprop_batch(d_batch)
+                d_windows[window_i] = d_doc[row, : len(windows[window_i])]
+        backprop_windows(d_windows)
         return []
 
     return hiddens, starts, backprop
 
 
-def _length_batches(windows: List[List[int]], max_batch_pieces: int) -> List[List[int]]:
+def encode_windows(
+    model: EncoderModel, windows: Sequence[Sequence[int]], is_train: bool
+) -> Tuple[List[Floats2d], Callable[[List[Optional[Floats2d]]], None]]:
+    """Run the encoder over complete inputs (ids with special tokens), in
+    length-sorted batches of at most ``max_batch_pieces`` positions.
+
+    RETURNS: the ``(length, width)`` hidden states of each window, and a
+    callback taking each window's gradient (None for none) back through the
+    encoder.
+    """
+    _check_loaded(model)
+    transformer = model.layers[0]
+    pad_id = model.attrs["tokenizer"].pad_token_id
+    outputs: List[Optional[Floats2d]] = [None] * len(windows)
+    callbacks = []
+    for batch in _length_batches(windows, model.attrs["max_batch_pieces"]):
+        input_ids, mask = _pad([windows[i] for i in batch], pad_id)
+        hidden, backprop_batch = transformer((input_ids, mask), is_train)
+        for row, window_i in enumerate(batch):
+            outputs[window_i] = hidden[row, : len(windows[window_i])]
+        callbacks.append((batch, hidden.shape, backprop_batch))
+
+    def backprop(d_windows: List[Optional[Floats2d]]) -> None:
+        for batch, shape, backprop_batch in callbacks:
+            d_batch = model.ops.alloc3f(*shape)
+            for row, window_i in enumerate(batch):
+                d_window = d_windows[window_i]
+                if d_window is not None:
+                    d_batch[row, : len(windows[window_i])] = d_window
+            backprop_batch(d_batch)
+
+    return outputs, backprop
+
+
+def _length_batches(windows: Sequence[Sequence[int]], max_batch_pieces: int) -> List[List[int]]:
     """Group window indices by length so that each padded batch holds at most
     ``max_batch_pieces`` positions (a single longer window is its own batch)."""
     order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
@@ -293,7 +307,7 @@ def _length_batches(windows: List[List[int]], max_batch_pieces: int) -> List[Lis
     return batches
 
 
-def _pad(rows: List[List[int]], pad_id: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
     seq_len = max(len(row) for row in rows)
     input_ids = numpy.full((len(rows), seq_len), pad_id, dtype="int64")
     mask = numpy.zeros((len(rows), seq_len), dtype="int64")

@@ -24,7 +24,7 @@ from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, chain, torch2xp, xp2
 from thinc.types import Floats2d, Floats3d, Ints1d
 
 from ..encoder.alignment import tokenize_docs
-from ..encoder.listener import XLMRListener
+from ..encoder.listener import XLMRListener, connected_encoder, encoder_of
 from ..encoder.model import encode_pieces, get_transformer
 from ..encoder.windows import piece_owners
 
@@ -81,22 +81,6 @@ def build_head_module(model: Model, vocab_size: int, width: int, eps: float) -> 
     model.get_ref("head").layers[:] = [
         PyTorchWrapper_v2(module, convert_inputs=_convert_inputs, convert_outputs=_convert_outputs)
     ]
-
-
-def encoder_of(model: Model) -> Model:
-    """The encoder model the listener of ``model`` is connected to."""
-    return _connected_encoder(model.get_ref("listener"))
-
-
-def _connected_encoder(listener: XLMRListener) -> Model:
-    encoder = getattr(listener, "encoder", None)
-    if encoder is None:
-        raise ValueError(
-            "The masked-LM head isn't connected to an xlmr_transformer encoder "
-            "(its decoder is the encoder's word embeddings). Add it after the "
-            "encoder in the pipeline."
-        )
-    return encoder
 
 
 def mask_rows(trf_data: TransformerData, mask_token_id: int) -> List[int]:
@@ -218,7 +202,7 @@ def _head_forward(
             "The masked-LM head trains on masked copies of the docs "
             "(masked_lm_logits), not on the encoder's output of the text."
         )
-    encoder = _connected_encoder(listener)
+    encoder = connected_encoder(listener)
     mask_id = encoder.attrs["tokenizer"].mask_token_id
     embeddings = get_transformer(encoder).embeddings.word_embeddings.weight
     layer = _torch_layer(model)

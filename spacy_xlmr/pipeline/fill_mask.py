@@ -31,13 +31,8 @@ from thinc.types import Floats2d, Ints1d
 
 from .. import hf
 from ..encoder.model import get_transformer
-from ..heads.masked_lm import (
-    HEAD_WEIGHT_PREFIXES,
-    build_head_module,
-    encoder_of,
-    mask_rows,
-    masked_lm_logits,
-)
+from ..encoder.listener import encoder_of
+from ..heads.masked_lm import HEAD_WEIGHT_PREFIXES, build_head_module, mask_rows, masked_lm_logits
 from .head_pipe import HeadPipe
 from .transformer import add_encoder_if_missing, listened_width
 

@@ -11,7 +11,8 @@ from spacy.training import Example
 
 from spacy_xlmr.encoder.alignment import tokenize_docs
 from spacy_xlmr.encoder.model import get_transformer
-from spacy_xlmr.heads.masked_lm import encoder_of, mask_pieces, masked_lm_logits
+from spacy_xlmr.encoder.listener import encoder_of
+from spacy_xlmr.heads.masked_lm import mask_pieces, masked_lm_logits
 from spacy_xlmr.heads.torch_head import get_head_module
 from spacy_xlmr.load import from_huggingface
 

@@ -1,0 +1,91 @@
+"""Extractive question answering: the head of
+``XLMRobertaForQuestionAnswering``.
+
+``QuestionAnsweringHead`` has HF's parameter names (``qa_outputs.weight``,
+``qa_outputs.bias``): start and end logits for every position. The head reads
+question/context pairs (``encoder/pairs.py``), which the encoder component's
+output of the doc alone can't give, so it runs the weights of the pipeline's
+shared encoder over the pairs itself: one copy of the encoder in memory,
+trained by every head.
+"""
+from typing import Callable, List, Sequence, Tuple
+
+import torch
+from thinc.api import Model
+from thinc.types import Floats1d
+
+from ..encoder.listener import XLMRListener, encoder_of
+from ..encoder.model import encode_windows
+from ..encoder.pairs import PairWindow
+from .torch_head import torch_head
+
+HEAD_WEIGHT_PREFIXES = ("qa_outputs.",)
+
+
+class QuestionAnsweringHead(torch.nn.Module):
+    """A linear layer giving each position a start and an end logit."""
+
+    def __init__(self, hidden_size: int, num_labels: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.qa_outputs = torch.nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.qa_outputs(hidden)
+
+
+def build_question_answerer(upstream: str = "*") -> Model:
+    """Start and end logits of question/context pairs, from the weights of
+    the pipeline's encoder (``upstream``: its name, or "*" for any).
+
+    The model isn't called on docs: the component passes the pair windows to
+    ``qa_logits``. The torch head is built when the component is initialized
+    or loaded.
+    """
+    listener = XLMRListener(upstream_name=upstream)
+    # The head encodes pairs itself: no training output of the doc for it.
+    listener.wants_training_output = False
+    head = torch_head("question_answering_head", 0.0)
+    model = Model("question_answerer", _refuse_docs, layers=[listener, head])
+    model.set_ref("listener", listener)
+    model.set_ref("head", head)
+    return model
+
+
+def qa_logits(
+    model: Model, windows: Sequence[PairWindow], is_train: bool
+) -> Tuple[List[Tuple[Floats1d, Floats1d]], Callable[[List[Tuple[Floats1d, Floats1d]]], None]]:
+    """Encode the pair windows with the shared encoder and score each
+    position as the start and the end of the answer.
+
+    RETURNS: ``(start_logits, end_logits)`` per window, and a callback taking
+    their gradients back into the head and the encoder.
+    """
+    encoder = encoder_of(model)
+    hiddens, backprop_encoder = encode_windows(encoder, [w.ids for w in windows], is_train)
+    ops = model.ops
+    if not hiddens:
+        return [], lambda d_logits: None
+    flat = ops.xp.concatenate(hiddens)
+    logits, backprop_head = model.get_ref("head")(flat, is_train)
+    bounds = ops.xp.cumsum(ops.asarray1i([0] + [len(h) for h in hiddens]))
+    outputs = [
+        (logits[start:end, 0], logits[start:end, 1])
+        for start, end in zip(bounds[:-1], bounds[1:])
+    ]
+
+    def backprop(d_outputs: List[Tuple[Floats1d, Floats1d]]) -> None:
+        d_logits = ops.alloc2f(*logits.shape)
+        for (d_start, d_end), start, end in zip(d_outputs, bounds[:-1], bounds[1:]):
+            d_logits[start:end, 0] = d_start
+            d_logits[start:end, 1] = d_end
+        d_flat = backprop_head(d_logits)
+        backprop_encoder([d_flat[start:end] for start, end in zip(bounds[:-1], bounds[1:])])
+
+    return outputs, backprop
+
+
+def _refuse_docs(model: Model, docs, is_train: bool):
+    raise ValueError(
+        "The question-answering model reads question/context pairs: call the "
+        "xlmr_qa component (or its ask() method), not its model."
+    )

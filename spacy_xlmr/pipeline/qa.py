@@ -1,0 +1,496 @@
+"""``xlmr_qa``: extractive question answering with the head of
+``XLMRobertaForQuestionAnswering`` on the weights of the shared encoder.
+
+Questions go in ``doc._.qa_questions`` (see ``qa_data.py``; or use
+``qa.ask(doc_or_text, questions)``). For each question the component writes
+the ``top_k`` answers, exactly as the Hugging Face ``question-answering``
+pipeline gives them (``{"answer", "start", "end", "score"}``, same windows,
+``doc_stride``, ``max_answer_len`` and ``handle_impossible_answer``), to
+``doc._.qa_answers[question_id]``, and each answer ranked above the
+no-answer (all of them without ``handle_impossible_answer``) as a ``Span`` in
+``doc.spans[spans_key]``, labelled with the question id, its rank as
+``span.id``, and ``span._.qa_answer`` (the answer dict) and
+``span._.qa_question`` read from the doc.
+``doc._.qa_null_scores[question_id]`` holds the no-answer score when
+``handle_impossible_answer`` is on.
+
+Alignment rule: an answer's characters are HF's (whole whitespace words, a
+leading space included); its ``Span`` covers every spaCy token that the
+answer's visible characters touch (spaCy's ``alignment_mode="expand"``), so
+where a boundary falls inside a token (unsegmented Chinese or Thai with the
+``xx`` tokenizer) the span is longer than the answer. Scoring uses the
+answer text, not the span.
+"""
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples
+from spacy.util import minibatch
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats1d
+
+from ..encoder.alignment import trim_span
+from ..encoder.listener import encoder_of
+from ..encoder.model import get_transformer
+from ..encoder.pairs import (
+    ContextPieces,
+    PairWindow,
+    encode_contexts,
+    encode_questions,
+    pair_windows,
+)
+from ..heads.question_answering import HEAD_WEIGHT_PREFIXES, QuestionAnsweringHead, qa_logits
+from ..heads.torch_head import build_head_module
+from .head_pipe import HeadPipe
+from .qa_data import EXTENSION, Question, get_questions, score_squad
+from .transformer import add_encoder_if_missing, listened_width
+
+DEFAULT_QA_MODEL = Config().from_str(
+    """
+[model]
+@architectures = "spacy-xlmr.QuestionAnswerer.v1"
+upstream = "*"
+"""
+)["model"]
+# Masked positions' logit, as in HF's pipeline.
+_MASKED = -10000.0
+
+for _name in ("qa_answers", "qa_null_scores"):
+    if not Doc.has_extension(_name):
+        Doc.set_extension(_name, default=None)
+
+
+def _span_answer(span: Span) -> Optional[Dict[str, Any]]:
+    """The answer dict of an answer span: its label is the question id, its
+    id the answer's rank (spaCy keys span extensions by offsets, which two
+    questions' answers may share, so the data stays in doc._.qa_answers)."""
+    answers = (span.doc._.qa_answers or {}).get(span.label_)
+    return answers[span.id] if answers and span.id < len(answers) else None
+
+
+def _span_question(span: Span) -> Optional[str]:
+    """The question an answer span answers."""
+    for question in span.doc._.get(EXTENSION) or []:
+        if question["id"] == span.label_:
+            return question["question"]
+    return None
+
+
+for _name, _getter in (("qa_answer", _span_answer), ("qa_question", _span_question)):
+    if not Span.has_extension(_name):
+        Span.set_extension(_name, getter=_getter)
+
+
+@Language.factory(
+    "xlmr_qa",
+    assigns=["doc.spans", "doc._.qa_answers", "doc._.qa_null_scores"],
+    default_config={
+        "model": DEFAULT_QA_MODEL,
+        "spans_key": "qa",
+        "top_k": 1,
+        "max_seq_len": 384,
+        "doc_stride": 128,
+        "max_question_len": 64,
+        "max_answer_len": 15,
+        "handle_impossible_answer": False,
+    },
+    default_score_weights={
+        "qa_f1": 1.0,
+        "qa_exact": 0.0,
+        "qa_HasAns_f1": None,
+        "qa_NoAns_f1": None,
+    },
+)
+def make_xlmr_qa(
+    nlp: Language,
+    name: str,
+    model: Model,
+    spans_key: str,
+    top_k: int,
+    max_seq_len: int,
+    doc_stride: int,
+    max_question_len: int,
+    max_answer_len: int,
+    handle_impossible_answer: bool,
+) -> "XLMRQuestionAnswerer":
+    """Extractive QA over ``doc._.qa_questions``; the options and their
+    defaults are those of the HF question-answering pipeline.
+
+    spans_key (str): Key of the answers' span group in ``doc.spans``.
+    top_k (int): Answers per question.
+    max_seq_len (int): Pieces per encoder input (question, context window and
+        4 special tokens).
+    doc_stride (int): Overlap of consecutive context windows, in pieces.
+    max_question_len (int): Questions are cut to this many pieces.
+    max_answer_len (int): Longest answer, in pieces.
+    handle_impossible_answer (bool): Allow no answer (SQuAD 2.0).
+    """
+    add_encoder_if_missing(nlp, model)
+    return XLMRQuestionAnswerer(
+        nlp.vocab, model, name=name, make_doc=nlp.make_doc, spans_key=spans_key,
+        top_k=top_k, max_seq_len=max_seq_len, doc_stride=doc_stride,
+        max_question_len=max_question_len, max_answer_len=max_answer_len,
+        handle_impossible_answer=handle_impossible_answer,
+    )
+
+
+@dataclass
+class QuestionScores:
+    """The start and end logits of one question's windows over its doc."""
+
+    question: Question
+    windows: List[PairWindow]
+    logits: List[Tuple[Floats1d, Floats1d]]
+
+
+@dataclass
+class DocScores:
+    """What ``predict`` computed for one doc."""
+
+    context: ContextPieces
+    questions: List[QuestionScores]
+
+
+class XLMRQuestionAnswerer(HeadPipe):
+    """Answers to ``doc._.qa_questions`` as spans of the doc."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "xlmr_qa",
+        *,
+        make_doc: Optional[Callable[[str], Doc]] = None,
+        spans_key: str = "qa",
+        top_k: int = 1,
+        max_seq_len: int = 384,
+        doc_stride: int = 128,
+        max_question_len: int = 64,
+        max_answer_len: int = 15,
+        handle_impossible_answer: bool = False,
+    ) -> None:
+        for option, value in (
+            ("top_k", top_k), ("max_answer_len", max_answer_len),
+            ("max_question_len", max_question_len),
+        ):
+            if value < 1:
+                raise ValueError(f"{option} must be at least 1, got {value}.")
+        if not 0 <= doc_stride < max_seq_len:
+            raise ValueError(
+                f"doc_stride ({doc_stride}) must be smaller than max_seq_len "
+                f"({max_seq_len}); it is the overlap of consecutive context windows."
+            )
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.make_doc = make_doc
+        self.spans_key = spans_key
+        self.top_k = top_k
+        self.max_seq_len = max_seq_len
+        self.doc_stride = doc_stride
+        self.max_question_len = max_question_len
+        self.max_answer_len = max_answer_len
+        self.handle_impossible_answer = handle_impossible_answer
+        self.cfg: Dict[str, Any] = {"labels": [], "width": None}
+
+    def ask(
+        self, doc_or_text: Union[Doc, str], questions: Sequence[Union[str, Question]]
+    ) -> Doc:
+        """Answer ``questions`` (strings, or dicts with "id" and "question")
+        about ``doc_or_text``; the pipeline's other components don't run.
+        Strings get the ids "q0", "q1", ..."""
+        if isinstance(doc_or_text, str):
+            if self.make_doc is None:
+                raise ValueError(f"[{self.name}] Pass a Doc: this component has no tokenizer.")
+            doc = self.make_doc(doc_or_text)
+        else:
+            doc = doc_or_text
+        doc._.set(EXTENSION, [
+            {"id": f"q{i}", "question": q} if isinstance(q, str) else dict(q)
+            for i, q in enumerate(questions)
+        ])
+        return self(doc)
+
+    def predict(self, docs: Iterable[Doc]) -> List[DocScores]:
+        """Start and end logits of every question's windows."""
+        docs = list(docs)
+        questions = [get_questions(doc) for doc in docs]
+        scores, windows = self._encode(docs, questions)
+        logits, _ = qa_logits(self.model, windows, False)
+        _fill_logits(scores, logits)
+        return scores
+
+    def set_annotations(self, docs: Iterable[Doc], scores: List[DocScores]) -> None:
+        """Write each question's answers to ``doc._.qa_answers`` and spans."""
+        for doc, doc_scores in zip(docs, scores):
+            answers: Dict[str, List[Dict[str, Any]]] = {}
+            null_scores: Dict[str, float] = {}
+            spans = []
+            for question in doc_scores.questions:
+                qid = question.question["id"]
+                ranked, null_score = self._decode(doc.text, doc_scores.context, question)
+                answers[qid] = ranked
+                if null_score is not None:
+                    null_scores[qid] = null_score
+                for rank, answer in enumerate(ranked):
+                    if answer["answer"] == "" and answer["end"] == 0:
+                        break  # the no-answer: answers below it aren't spans
+                    span = _answer_span(doc, answer, qid, rank)
+                    if span is not None:
+                        spans.append(span)
+            doc._.qa_answers = answers
+            doc._.qa_null_scores = null_scores if self.handle_impossible_answer else None
+            doc.spans[self.spans_key] = spans
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn to point at the gold answers of the reference docs' questions
+        (``doc._.qa_questions`` of ``eg.reference``; the first answer of
+        each). The gradients reach the head and the shared encoder."""
+        validate_examples(examples, "XLMRQuestionAnswerer.update")
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        questions = [get_questions(eg.reference) for eg in examples]
+        scores, windows = self._encode([eg.predicted for eg in examples], questions)
+        if not windows:
+            return losses
+        set_dropout_rate(self.model, drop)
+        logits, backprop = qa_logits(self.model, windows, True)
+        _fill_logits(scores, logits)
+        loss, d_logits = self.get_loss(examples, scores)
+        backprop(d_logits)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(
+        self, examples: Iterable[Example], scores: List[DocScores]
+    ) -> Tuple[float, List[Tuple[Floats1d, Floats1d]]]:
+        """Cross-entropy of the start and of the end position of the first
+        gold answer in each window (``<s>`` where the window doesn't hold it
+        whole, or the question is unanswerable), averaged as in
+        ``XLMRobertaForQuestionAnswering``: the mean of the two over windows."""
+        xp = self.model.ops.xp
+        loss = 0.0
+        d_logits = []
+        n_windows = sum(len(q.windows) for s in scores for q in s.questions)
+        for doc_scores in scores:
+            for question in doc_scores.questions:
+                gold = _gold_pieces(question.question, doc_scores.context)
+                for window, (start, end) in zip(question.windows, question.logits):
+                    targets = _gold_positions(gold, window)
+                    d_window = []
+                    for row, target in zip((start, end), targets):
+                        probs = xp.exp(row - row.max())
+                        probs /= probs.sum()
+                        loss -= float(xp.log(probs[target] + 1e-12)) / (2 * n_windows)
+                        probs[target] -= 1.0
+                        d_window.append(probs / (2 * n_windows))
+                    d_logits.append(tuple(d_window))
+        return loss, d_logits
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        """SQuAD exact match and F1 (``qa_exact``, ``qa_f1``, and for data
+        with unanswerable questions ``qa_HasAns_*`` / ``qa_NoAns_*``) of the
+        top answer of every question of the reference docs. Predicted docs
+        without questions (``spacy evaluate`` reads the plain text) are
+        asked the reference questions first."""
+        validate_examples(examples, "XLMRQuestionAnswerer.score")
+        predictions: Dict[str, str] = {}
+        gold: List[Question] = []
+        examples = list(examples)
+        unasked = [eg for eg in examples if not eg.predicted._.get(EXTENSION)]
+        for batch in minibatch(unasked, 16):
+            docs = []
+            for eg in batch:
+                eg.predicted._.set(EXTENSION, [
+                    {"id": q["id"], "question": q["question"]} for q in get_questions(eg.reference)
+                ])
+                docs.append(eg.predicted)
+            self.set_annotations(docs, self.predict(docs))
+        for eg in examples:
+            gold.extend(get_questions(eg.reference))
+            for qid, answers in (eg.predicted._.qa_answers or {}).items():
+                predictions[qid] = answers[0]["answer"] if answers else ""
+        if not gold:
+            return {"qa_exact": None, "qa_f1": None}
+        return {f"qa_{key}": value for key, value in score_squad(predictions, gold).items()}
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        hf_checkpoint: Optional[str] = None,
+    ) -> None:
+        """Create the head; with ``hf_checkpoint`` (a fine-tuned
+        ``XLMRobertaForQuestionAnswering``), load its ``qa_outputs``."""
+        self.cfg["width"] = listened_width(self.model, self.name)
+        self._check_max_seq_len()
+        self._build_head()
+        if hf_checkpoint is not None:
+            self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
+
+    def add_label(self, label: str) -> int:
+        raise NotImplementedError(f"[{self.name}] Question answering has no labels.")
+
+    def _build_head(self, keep: bool = False) -> None:
+        build_head_module(
+            self.model.get_ref("head"), QuestionAnsweringHead, self.cfg["width"], 2
+        )
+
+    def _check_max_seq_len(self) -> None:
+        config = get_transformer(encoder_of(self.model)).config
+        limit = config.max_position_embeddings - config.pad_token_id - 1
+        if self.max_seq_len > limit:
+            raise ValueError(
+                f"[{self.name}] max_seq_len = {self.max_seq_len} is more than the "
+                f"encoder takes ({limit} positions): set max_seq_len <= {limit}."
+            )
+
+    def _encode(
+        self, docs: Sequence[Doc], questions: Sequence[Sequence[Question]]
+    ) -> Tuple[List[DocScores], List[PairWindow]]:
+        """The pair windows of every question, grouped by doc, and all of
+        them in one list (for one batched encoder pass)."""
+        tokenizer = encoder_of(self.model).attrs["tokenizer"]
+        contexts = encode_contexts(tokenizer, [doc.text for doc in docs])
+        question_ids = encode_questions(
+            tokenizer, [q["question"] for qs in questions for q in qs], self.max_question_len
+        )
+        scores, windows = [], []
+        position = 0
+        for context, doc_questions in zip(contexts, questions):
+            doc_scores = DocScores(context=context, questions=[])
+            for question in doc_questions:
+                question_windows = pair_windows(
+                    tokenizer, question_ids[position], context,
+                    max_seq_len=self.max_seq_len, doc_stride=self.doc_stride,
+                )
+                position += 1
+                doc_scores.questions.append(QuestionScores(question, question_windows, []))
+                windows.extend(question_windows)
+            scores.append(doc_scores)
+        return scores, windows
+
+    def _decode(
+        self, text: str, context: ContextPieces, question: QuestionScores
+    ) -> Tuple[List[Dict[str, Any]], Optional[float]]:
+        """The ranked answers and the no-answer score of one question, as the
+        HF pipeline decodes them: per window, a softmax over the context
+        positions and ``<s>``, the best start × end products within
+        ``max_answer_len``, answers with the same text (ignoring case) from
+        several windows summed."""
+        ops = self.model.ops
+        answers: List[Dict[str, Any]] = []
+        null_score = 1000000.0
+        for window, (start_logits, end_logits) in zip(question.windows, question.logits):
+            allowed = numpy.zeros(len(window.ids), dtype=bool)
+            allowed[0] = True
+            allowed[window.context_offset : window.context_offset + window.n_context] = True
+            start = _softmax(numpy.where(allowed, ops.to_numpy(start_logits), _MASKED))
+            end = _softmax(numpy.where(allowed, ops.to_numpy(end_logits), _MASKED))
+            null_score = min(null_score, float(start[0] * end[0]))
+            start[0] = end[0] = 0.0
+            for s, e, score in _best_spans(start, end, self.top_k, self.max_answer_len, allowed):
+                if s == 0 or e == 0:
+                    continue
+                char_start, char_end = window.answer_chars(context, s, e)
+                answer_text = text[char_start:char_end]
+                same = [a for a in answers if a["answer"].lower() == answer_text.lower()]
+                if same:
+                    same[0]["score"] += score
+                else:
+                    answers.append(
+                        {"score": score, "start": char_start, "end": char_end, "answer": answer_text}
+                    )
+        if not self.handle_impossible_answer:
+            return sorted(answers, key=lambda a: a["score"], reverse=True)[: self.top_k], None
+        answers.append({"score": null_score, "start": 0, "end": 0, "answer": ""})
+        return sorted(answers, key=lambda a: a["score"], reverse=True)[: self.top_k], null_score
+
+
+def _fill_logits(scores: List[DocScores], logits: List[Tuple[Floats1d, Floats1d]]) -> None:
+    """Hand each question the logits of its windows (in ``_encode`` order)."""
+    position = 0
+    for doc_scores in scores:
+        for question in doc_scores.questions:
+            question.logits = logits[position : position + len(question.windows)]
+            position += len(question.windows)
+
+
+def _softmax(row: numpy.ndarray) -> numpy.ndarray:
+    exp = numpy.exp(row - row.max())
+    return exp / exp.sum()
+
+
+def _best_spans(
+    start: numpy.ndarray, end: numpy.ndarray, top_k: int, max_answer_len: int,
+    allowed: numpy.ndarray,
+) -> List[Tuple[int, int, float]]:
+    """The ``top_k`` (start, end) pairs by ``start[s] * end[e]`` with
+    ``s <= e < s + max_answer_len``, both allowed (HF's ``decode_spans``)."""
+    candidates = numpy.tril(numpy.triu(numpy.outer(start, end)), max_answer_len - 1)
+    flat = candidates.flatten()
+    if top_k == 1:
+        order = numpy.array([numpy.argmax(flat)])
+    elif len(flat) < top_k:
+        order = numpy.argsort(-flat)
+    else:
+        best = numpy.argpartition(-flat, top_k)[:top_k]
+        order = best[numpy.argsort(-flat[best])]
+    starts, ends = numpy.unravel_index(order, candidates.shape)
+    return [
+        (int(s), int(e), float(candidates[s, e]))
+        for s, e in zip(starts, ends)
+        if allowed[s] and allowed[e]
+    ]
+
+
+def _gold_pieces(question: Question, context: ContextPieces) -> Optional[Tuple[int, int]]:
+    """The context pieces of the first gold answer's first and last
+    character; None if the question is unanswerable."""
+    if question.get("is_impossible") or not question.get("answers"):
+        return None
+    answer = question["answers"][0]
+    char_start = answer["answer_start"]
+    char_end = char_start + len(answer["text"])
+    pieces = [
+        i for i, (start, end) in enumerate(context.offsets)
+        if end > char_start and start < char_end
+    ]
+    return (pieces[0], pieces[-1]) if pieces else None
+
+
+def _gold_positions(gold: Optional[Tuple[int, int]], window: PairWindow) -> Tuple[int, int]:
+    """Window positions of the gold answer's first and last piece; ``(0, 0)``
+    (``<s>``, as in HF's training) if there is no answer or the window
+    doesn't hold all of it."""
+    if gold is None:
+        return 0, 0
+    first, last = gold
+    if not window.piece_start <= first <= last < window.piece_start + window.n_context:
+        return 0, 0
+    offset = window.context_offset - window.piece_start
+    return first + offset, last + offset
+
+
+def _answer_span(doc: Doc, answer: Dict[str, Any], qid: str, rank: int) -> Optional[Span]:
+    """The tokens an answer's visible characters touch (``expand``)."""
+    start, end = trim_span(doc.text, answer["start"], answer["end"])
+    if start == end:
+        return None
+    return doc.char_span(start, end, label=qid, alignment_mode="expand", span_id=rank)

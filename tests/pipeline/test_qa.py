@@ -1,0 +1,150 @@
+"""xlmr_qa: training through nlp.update raises EM/F1, several questions per
+doc, unanswerable questions, serialization, scoring as `spacy evaluate` does,
+bad input."""
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.training import Example
+
+from spacy_xlmr.convert import read_squad
+from spacy_xlmr.load import from_huggingface
+
+from ..conftest import make_nlp
+
+DATA = Path(__file__).parents[2] / "data" / "qa"
+
+
+@pytest.fixture(scope="module")
+def squad_es_examples():
+    nlp = spacy.blank("xx")
+    docs = list(read_squad(DATA / "squad-es-v2" / "train.json", nlp, limit=12))
+    return [Example(nlp.make_doc(doc.text), doc) for doc in docs]
+
+
+@pytest.fixture(scope="module")
+def trained_nlp(tiny_checkpoint, squad_es_examples):
+    """A tiny encoder trained from scratch for QA on 12 SQuAD-es paragraphs."""
+    spacy.util.fix_random_seed(0)
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_qa", name="qa", config={"handle_impossible_answer": True})
+    optimizer = nlp.initialize(lambda: squad_es_examples)
+    optimizer.learn_rate = 2e-3
+    before = nlp.get_pipe("qa").score(_fresh(nlp, squad_es_examples))
+    losses = []
+    for _ in range(15):
+        for batch in spacy.util.minibatch(squad_es_examples, 4):
+            losses.append(nlp.update(batch, sgd=optimizer)["qa"])
+    nlp._test_info = {"before": before, "losses": losses}
+    return nlp
+
+
+def _fresh(nlp, examples):
+    """Examples whose predicted docs are plain text, as `spacy evaluate` makes them."""
+    return [Example(nlp.make_doc(eg.reference.text), eg.reference) for eg in examples]
+
+
+def test_training_improves_exact_match_and_f1(trained_nlp, squad_es_examples):
+    info = trained_nlp._test_info
+    after = trained_nlp.evaluate(_fresh(trained_nlp, squad_es_examples))
+    assert after["qa_f1"] > info["before"]["qa_f1"] + 0.2
+    assert after["qa_exact"] > info["before"]["qa_exact"]
+    assert {"qa_HasAns_f1", "qa_NoAns_f1"} <= set(after)
+    assert sum(info["losses"][-3:]) < 0.5 * sum(info["losses"][:3])
+
+
+def test_unanswerable_questions_get_no_span(trained_nlp, squad_es_examples):
+    n_abstained = 0
+    for eg in squad_es_examples:
+        doc = trained_nlp.get_pipe("qa").ask(
+            eg.reference.text,
+            [{"id": q["id"], "question": q["question"]} for q in eg.reference._.qa_questions],
+        )
+        labels = {span.label_ for span in doc.spans["qa"]}
+        for qid, answers in doc._.qa_answers.items():
+            assert qid in doc._.qa_null_scores
+            if answers[0]["answer"] == "":
+                n_abstained += 1
+                assert qid not in labels
+                assert answers[0]["score"] == pytest.approx(doc._.qa_null_scores[qid])
+            else:
+                assert qid in labels
+    assert n_abstained > 0
+
+
+def test_several_questions_and_top_k(question_answering_checkpoint):
+    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering", config={"top_k": 2})
+    doc = nlp.get_pipe("qa").ask(
+        "O Porto fica no norte de Portugal. Lisboa é a capital.",
+        ["Onde fica o Porto?", {"id": "capital", "question": "Qual é a capital?"}],
+    )
+    assert set(doc._.qa_answers) == {"q0", "capital"}
+    assert all(len(answers) == 2 for answers in doc._.qa_answers.values())
+    assert {span.label_ for span in doc.spans["qa"]} == {"q0", "capital"}
+    for span in doc.spans["qa"]:
+        answer = span._.qa_answer
+        assert answer == doc._.qa_answers[span.label_][span.id]
+        assert doc.text[answer["start"] : answer["end"]] == answer["answer"]
+        assert span.text == answer["answer"].strip()
+    assert doc.spans["qa"][0]._.qa_question == "Onde fica o Porto?"
+
+
+def test_round_trip(question_answering_checkpoint, tmp_path):
+    nlp = from_huggingface(
+        str(question_answering_checkpoint), "question-answering",
+        config={"top_k": 3, "doc_stride": 64, "spans_key": "answers"},
+    )
+    text = "O Porto fica no norte de Portugal. " * 40
+    expected = nlp.get_pipe("qa").ask(text, ["Onde fica o Porto?"])._.qa_answers
+    nlp.to_disk(tmp_path / "qa")
+    loaded = spacy.load(tmp_path / "qa")
+    qa = loaded.get_pipe("qa")
+    assert (qa.top_k, qa.doc_stride, qa.spans_key) == (3, 64, "answers")
+    doc = qa.ask(text, ["Onde fica o Porto?"])
+    assert doc._.qa_answers == expected
+    assert len(doc.spans["answers"]) == 3
+    from_bytes = spacy.blank("xx")
+    from_bytes.add_pipe("xlmr_transformer", name="transformer", config={"model": {"name": str(question_answering_checkpoint)}})
+    from_bytes.add_pipe("xlmr_qa", name="qa", config={"top_k": 3, "doc_stride": 64})
+    from_bytes.from_bytes(nlp.to_bytes())
+    assert from_bytes.get_pipe("qa").ask(text, ["Onde fica o Porto?"])._.qa_answers == expected
+
+
+def test_pipeline_answers_questions_set_on_the_doc(question_answering_checkpoint):
+    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering")
+    doc = nlp.make_doc("Lisboa é a capital de Portugal.")
+    doc._.qa_questions = [{"id": "a", "question": "Qual é a capital?"}]
+    doc = nlp(doc)
+    assert list(doc._.qa_answers) == ["a"]
+    assert nlp("Sem perguntas.")._.qa_answers == {}
+
+
+@pytest.mark.parametrize("context", ["", "   ", "\n\t"])
+def test_empty_context_gives_no_answer(question_answering_checkpoint, context):
+    nlp = from_huggingface(
+        str(question_answering_checkpoint), "question-answering",
+        config={"handle_impossible_answer": True},
+    )
+    doc = nlp.get_pipe("qa").ask(context, ["Qual é a capital?"])
+    assert [a["answer"] for a in doc._.qa_answers["q0"]] == [""]
+    assert len(doc.spans["qa"]) == 0
+
+
+def test_bad_questions_are_refused(question_answering_checkpoint):
+    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering")
+    qa = nlp.get_pipe("qa")
+    with pytest.raises(ValueError, match="non-empty"):
+        qa.ask("Lisboa é a capital.", [""])
+    with pytest.raises(ValueError, match="duplicate"):
+        qa.ask("Lisboa é a capital.", [{"id": "a", "question": "x?"}, {"id": "a", "question": "y?"}])
+
+
+def test_bad_options_are_refused(tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    with pytest.raises(ValueError, match="doc_stride"):
+        nlp.add_pipe("xlmr_qa", config={"doc_stride": 384})
+    with pytest.raises(ValueError, match="top_k"):
+        nlp.add_pipe("xlmr_qa", config={"top_k": 0})
+    nlp.add_pipe("xlmr_qa", config={"max_seq_len": 1000})
+    with pytest.raises(ValueError, match="max_seq_len"):
+        nlp.initialize()
