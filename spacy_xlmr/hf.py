@@ -92,6 +92,45 @@ def load_encoder(name: PathOrName, config=None):
         )
     except (OSError, ValueError) as err:
         raise _not_found(name, err) from err
+    except Exception as err:  # e.g. safetensors' error for a damaged file
+        raise CheckpointError(
+            f"The weights in '{name}' could not be read ({type(err).__name__}: "
+            f"{err}). The file is damaged or incomplete: save the checkpoint "
+            "again with save_pretrained, or download it again."
+        ) from err
+
+
+# The fine-tuned Hugging Face classes whose heads this package imports, and the
+# task (``spacy_xlmr.load.from_huggingface``) of the component that reads each.
+HEAD_TASKS = {
+    "XLMRobertaForTokenClassification": "token-classification",
+    "XLMRobertaForSequenceClassification": "text-classification",
+    "XLMRobertaForMaskedLM": "fill-mask",
+    "XLMRobertaForQuestionAnswering": "question-answering",
+}
+
+
+def check_head_class(name: PathOrName, expected: str, component: str) -> None:
+    """Refuse a checkpoint whose ``config.json`` names a head class other than
+    ``expected`` (checkpoints that name none are checked by their weights)."""
+    architectures = load_config(name).architectures or []
+    if not architectures or expected in architectures:
+        return
+    found = architectures[0]
+    if found in HEAD_TASKS:
+        fix = (
+            f"import it into the component for that task: "
+            f"from_huggingface('{name}', '{HEAD_TASKS[found]}')"
+        )
+    else:
+        fix = (
+            "it has no head this package imports; train the head instead "
+            "(leave hf_checkpoint unset and use the checkpoint as the encoder)"
+        )
+    raise CheckpointError(
+        f"[{component}] '{name}' is a {found} checkpoint, but this component "
+        f"imports {expected} heads: {fix}."
+    )
 
 
 def load_head_state_dict(

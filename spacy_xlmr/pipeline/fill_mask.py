@@ -89,6 +89,8 @@ def make_xlmr_fill_mask(
 class XLMRFillMask(HeadPipe):
     """Top-k predictions for ``<mask>`` tokens, and the masked-LM objective."""
 
+    hf_head_class = "XLMRobertaForMaskedLM"
+
     def __init__(
         self,
         vocab: Vocab,
@@ -238,6 +240,8 @@ class XLMRFillMask(HeadPipe):
         """Create the head; with ``hf_checkpoint`` (a fine-tuned or pretrained
         ``XLMRobertaForMaskedLM``, e.g. ``xlm-roberta-base`` itself), load its
         ``lm_head`` weights."""
+        if hf_checkpoint is not None:
+            self._check_hf_head(hf_checkpoint)
         config = hf.load_config(hf_checkpoint) if hf_checkpoint else None
         encoder = encoder_of(self.model)
         encoder_config = get_transformer(encoder).config

@@ -17,7 +17,10 @@ from .transformer import warn_if_other_encoder
 
 class HeadPipe(TrainablePipe):
     """Base class of the head components. Subclasses keep ``cfg["labels"]``
-    and ``cfg["width"]`` and implement ``_build_head``."""
+    and ``cfg["width"]``, name the HF class whose head they import
+    (``hf_head_class``) and implement ``_build_head``."""
+
+    hf_head_class: str = ""
 
     @property
     def label_data(self) -> List[str]:
@@ -42,6 +45,11 @@ class HeadPipe(TrainablePipe):
     def _build_head(self, keep: bool = False) -> None:
         """(Re)create the torch head for the current labels and width."""
         raise NotImplementedError
+
+    def _check_hf_head(self, checkpoint: str) -> None:
+        """Refuse, before reading anything else, a checkpoint fine-tuned for
+        another task."""
+        hf.check_head_class(checkpoint, self.hf_head_class, self.name)
 
     def _import_hf_head(
         self, checkpoint: str, prefixes: Tuple[str, ...], nlp: Optional[Language]

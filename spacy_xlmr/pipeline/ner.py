@@ -89,6 +89,8 @@ def make_xlmr_ner(
 class XLMRNER(HeadPipe):
     """Named entity recognition with a token-classification head."""
 
+    hf_head_class = "XLMRobertaForTokenClassification"
+
     def __init__(
         self,
         vocab: Vocab,
@@ -203,6 +205,7 @@ class XLMRNER(HeadPipe):
             checkpoint as the encoder's ``name``).
         """
         if hf_checkpoint is not None:
+            self._check_hf_head(hf_checkpoint)
             if not any(node.name == REDUCE_FIRST for node in self.model.walk()):
                 raise ValueError(
                     f"[{self.name}] Hugging Face token-classification heads read "

@@ -158,6 +158,8 @@ class DocScores:
 class XLMRQuestionAnswerer(HeadPipe):
     """Answers to ``doc._.qa_questions`` as spans of the doc."""
 
+    hf_head_class = "XLMRobertaForQuestionAnswering"
+
     def __init__(
         self,
         vocab: Vocab,
@@ -338,6 +340,8 @@ class XLMRQuestionAnswerer(HeadPipe):
     ) -> None:
         """Create the head; with ``hf_checkpoint`` (a fine-tuned
         ``XLMRobertaForQuestionAnswering``), load its ``qa_outputs``."""
+        if hf_checkpoint is not None:
+            self._check_hf_head(hf_checkpoint)
         self.cfg["width"] = listened_width(self.model, self.name)
         self._check_max_seq_len()
         self._build_head()

@@ -93,6 +93,8 @@ def make_textcat_scorer() -> Callable:
 class XLMRTextCategorizer(HeadPipe):
     """Exclusive or multi-label text classification on the shared encoder."""
 
+    hf_head_class = "XLMRobertaForSequenceClassification"
+
     def __init__(
         self,
         vocab: Vocab,
@@ -181,6 +183,7 @@ class XLMRTextCategorizer(HeadPipe):
             as the encoder's ``name``).
         """
         if hf_checkpoint is not None:
+            self._check_hf_head(hf_checkpoint)
             checkpoint_labels = self._checkpoint_labels(hf_checkpoint)
             wanted = list(labels) if labels is not None else checkpoint_labels
             if wanted != checkpoint_labels or not set(self.labels) <= set(wanted):
