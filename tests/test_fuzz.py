@@ -38,6 +38,10 @@ def nlp(tiny_checkpoint):
     nlp.add_pipe("xlmr_ner", name="ner")
     nlp.add_pipe("xlmr_textcat", name="textcat")
     nlp.add_pipe("xlmr_fill_mask", name="fill_mask", config={"top_k": 2})
+    nlp.add_pipe("xlmr_qa", name="qa", config={
+        "top_k": 2, "max_seq_len": 48, "doc_stride": 8, "max_question_len": 16,
+        "handle_impossible_answer": True,
+    })
     examples = [
         Example.from_dict(nlp.make_doc("Maria mora em Lisboa."), {
             "entities": [(0, 5, "PER"), (14, 20, "LOC")], "cats": {"A": 1.0, "B": 0.0},
@@ -100,7 +104,29 @@ def test_pipe_equals_call(nlp, batch):
             )
 
 
+def _check_answers(doc):
+    for qid, answers in doc._.qa_answers.items():
+        assert 1 <= len(answers) <= 2
+        for answer in answers:
+            assert 0 <= answer["start"] <= answer["end"] <= len(doc.text)
+            assert doc.text[answer["start"] : answer["end"]] == answer["answer"]
+            assert 0.0 <= answer["score"]
+    for span in doc.spans["qa"]:
+        assert span._.qa_answer in doc._.qa_answers[span.label_]
+        assert span.text.strip() and doc.text[span.start_char : span.end_char] == span.text
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts, question=texts.filter(lambda q: q.strip()))
+def test_any_question_about_any_text(nlp, text, question):
+    doc = nlp.get_pipe("qa").ask(text, [question])
+    assert doc.text == text
+    _check_answers(doc)
+
+
 def test_very_long_token_and_long_doc(nlp):
-    doc = nlp("a" * 10000 + " " + "Lisboa é bonita. " * 2000)
+    text = "a" * 10000 + " " + "Lisboa é bonita. " * 2000
+    doc = nlp(text)
     _check(nlp, doc)
     assert len(doc) > 6000
+    _check_answers(nlp.get_pipe("qa").ask(text, ["Onde?"]))
