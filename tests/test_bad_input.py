@@ -99,3 +99,57 @@ def test_head_needs_an_encoder():
     nlp.remove_pipe("transformer")
     with pytest.raises(ValueError, match="xlmr_transformer"):
         nlp.initialize()
+
+
+def test_misaligned_gold_entities_are_reported(tiny_checkpoint):
+    from spacy.tokens import Doc
+    from spacy.training import Example
+
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_ner", name="ner")
+    # The gold tokens split "Lisboa", the pipeline's tokenizer doesn't.
+    gold = Doc(nlp.vocab, words=["Lis", "boa", "é", "bonita"], spaces=[False, True, True, False],
+               ents=["B-LOC", "O", "O", "O"])
+    good = nlp.make_doc("Maria mora em Lisboa.")
+    good.ents = [good.char_span(0, 5, label="PER")]
+    examples = [Example(nlp.make_doc(gold.text), gold), Example(nlp.make_doc(good.text), good)]
+    with pytest.warns(UserWarning, match=r"\[ner\] 1 of 2 training examples: gold entities that don't start and end on the tokens.*'Lisboa é bonita'"):
+        nlp.initialize(lambda: examples)
+
+
+def test_docs_without_cats_or_questions_are_reported(tiny_checkpoint):
+    from spacy.training import Example
+
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_textcat", name="textcat")
+    nlp.add_pipe("xlmr_qa", name="qa")
+    with_cats = nlp.make_doc("Golo do Benfica.")
+    with_cats.cats = {"sports": 1.0, "politics": 0.0}
+    with_cats._.qa_questions = [{"id": "a", "question": "Quem?", "answers": [{"text": "Benfica", "answer_start": 8}]}]
+    bare = nlp.make_doc("Sem nada.")
+    examples = [Example(nlp.make_doc(d.text), d) for d in (with_cats, bare, bare)]
+    with pytest.warns(UserWarning) as record:
+        nlp.initialize(lambda: examples)
+    messages = [str(w.message) for w in record]
+    assert any("[textcat] 2 of 3 training examples: no gold cats" in m and "'Sem nada.'" in m for m in messages)
+    assert any("[qa] 2 of 3 training examples: no questions" in m for m in messages)
+
+
+def test_empty_training_corpus_is_a_clear_error(tiny_checkpoint, tmp_path):
+    """spacy train on an empty corpus stops before training, saying so."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from spacy.tokens import DocBin
+
+    DocBin().to_disk(tmp_path / "empty.spacy")
+    config = Path(__file__).parents[1] / "configs" / "ner-tiny.cfg"
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "train", str(config), "--paths.train",
+         str(tmp_path / "empty.spacy"), "--paths.dev", str(tmp_path / "empty.spacy"),
+         "--paths.encoder", str(tiny_checkpoint)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "The training data is empty" in result.stderr

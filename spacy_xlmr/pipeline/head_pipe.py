@@ -1,7 +1,9 @@
 """What every XLM-R head component shares: loading a head whose torch module
 is rebuilt from the component's cfg before its weights are read."""
+import warnings
+from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import srsly
 from spacy import util
@@ -67,20 +69,54 @@ class HeadPipe(TrainablePipe):
     ) -> List[str]:
         """The labels added so far, then ``labels`` or, if None, those that
         ``labels_of`` finds in the examples (sorted); an error if none."""
+        n_examples = None
         if labels is None:
             validate_get_examples(get_examples, f"{type(self).__name__}.initialize")
             found: Set[str] = set()
+            n_examples = 0
             for eg in get_examples():
                 found.update(labels_of(eg))
+                n_examples += 1
             labels = sorted(found)
         merged = list(self.cfg["labels"])
         merged += [label for label in labels if label not in merged]
+        if not merged and n_examples == 0:
+            raise ValueError(
+                f"[{self.name}] The training data is empty: no examples to read "
+                "the labels from. Check the training corpus ([paths.train], "
+                "[corpora.train]), or give labels in "
+                f"[initialize.components.{self.name}]."
+            )
         if not merged:
             raise ValueError(
                 f"[{self.name}] No labels: the examples have none. Give labels in "
                 f"[initialize.components.{self.name}] or add them with add_label()."
             )
         return merged
+
+    def _report_data_problems(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        problems_of: Callable[[Example], Iterable[str]],
+    ) -> Dict[str, int]:
+        """Warn about training examples this component can't fully learn from
+        (``problems_of`` names each problem of an example): how many examples
+        have each problem, and the first of them. Nothing is dropped or
+        changed; the counts are returned."""
+        counts: Counter = Counter()
+        first: Dict[str, str] = {}
+        n_examples = 0
+        for eg in get_examples():
+            n_examples += 1
+            for problem in problems_of(eg):
+                counts[problem] += 1
+                first.setdefault(problem, eg.reference.text[:100])
+        for problem, count in counts.items():
+            warnings.warn(
+                f"[{self.name}] {count} of {n_examples} training examples: {problem}. "
+                f"The first: {first[problem]!r}"
+            )
+        return dict(counts)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "HeadPipe":
         """Load the component from bytes written by ``to_bytes``."""

@@ -229,6 +229,7 @@ class XLMRNER(HeadPipe):
                 labels, get_examples, lambda eg: {ent.label_ for ent in eg.reference.ents}
             )
             tags = make_tags(labels, self.scheme)
+        self._report_data_problems(get_examples, _entity_problems)
         self.cfg["labels"] = list(labels)
         self.cfg["tags"] = list(tags)
         self.cfg["width"] = listened_width(self.model, self.name)
@@ -258,3 +259,16 @@ def _checkpoint_tags(checkpoint: str) -> List[str]:
             "token classification with BIO labels such as 'B-PER'."
         )
     return [id2label[i] for i in range(len(id2label))]
+
+
+def _entity_problems(eg: Example) -> List[str]:
+    """Gold entities the predicted doc's tokens can't express: they are left
+    out of the loss (their tokens count as unannotated)."""
+    aligned = eg.get_aligned_spans_y2x(eg.reference.ents, allow_overlap=True)
+    if len(aligned) < len(eg.reference.ents):
+        return [
+            "gold entities that don't start and end on the tokens of the "
+            "predicted doc (left out of the loss; use the tokenizer that made "
+            "the data, or [corpora.train] gold_preproc = true)"
+        ]
+    return []

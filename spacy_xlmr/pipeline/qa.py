@@ -342,6 +342,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         ``XLMRobertaForQuestionAnswering``), load its ``qa_outputs``."""
         if hf_checkpoint is not None:
             self._check_hf_head(hf_checkpoint)
+        self._report_data_problems(get_examples, _question_problems)
         self.cfg["width"] = listened_width(self.model, self.name)
         self._check_max_seq_len()
         self._build_head()
@@ -425,6 +426,13 @@ class XLMRQuestionAnswerer(HeadPipe):
             return sorted(answers, key=lambda a: a["score"], reverse=True)[: self.top_k], None
         answers.append({"score": null_score, "start": 0, "end": 0, "answer": ""})
         return sorted(answers, key=lambda a: a["score"], reverse=True)[: self.top_k], null_score
+
+
+def _question_problems(eg: Example) -> List[str]:
+    """Reference docs the QA head can't learn from."""
+    if not get_questions(eg.reference):
+        return ["no questions in doc._.qa_questions (nothing to learn from)"]
+    return []
 
 
 def _fill_logits(scores: List[DocScores], logits: List[Tuple[Floats1d, Floats1d]]) -> None:

@@ -195,6 +195,10 @@ class XLMRTextCategorizer(HeadPipe):
             labels = checkpoint_labels
         else:
             labels = self._initial_labels(labels, get_examples, lambda eg: set(eg.reference.cats))
+        self._report_data_problems(
+            get_examples,
+            lambda eg: [] if eg.reference.cats else ["no gold cats (left out of the loss)"],
+        )
         self.cfg["labels"] = list(labels)
         self.cfg["width"] = listened_width(self.model, self.name)
         self._build_head()
