@@ -13,6 +13,7 @@ The Hugging Face objects are created lazily, when the pipeline is initialized
 (from ``name``) or loaded (from the pipeline directory), never when the config
 is resolved.
 """
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -39,6 +40,18 @@ from .alignment import DocPieces, tokenize_docs
 from .windows import piece_owners, window_starts
 
 EncoderModel = Model[List[Doc], List[TransformerData]]
+
+
+def _one_thread_after_fork() -> None:
+    """torch's OpenMP thread pool doesn't survive ``fork``: a child process
+    of ``nlp.pipe(n_process=...)`` that uses it hangs. Forked children run
+    torch on one thread, as PyTorch's own DataLoader workers do."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 
 def build_encoder(
