@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 from .. import hf
 from .alignment import DocPieces, tokenize_docs
+from .precision import check_precision, clear_inference_cache, predict_hidden
 from .windows import piece_owners, window_starts
 
 EncoderModel = Model[List[Doc], List[TransformerData]]
@@ -61,6 +62,7 @@ def build_encoder(
     max_batch_pieces: int = 8192,
     mixed_precision: bool = False,
     grad_scaler_config: Optional[dict] = None,
+    inference_precision: str = "fp32",
 ) -> EncoderModel:
     """An XLM-R encoder that outputs one ``TransformerData`` per doc.
 
@@ -73,7 +75,11 @@ def build_encoder(
     mixed_precision (bool): Run the encoder under autocast on GPU.
     grad_scaler_config (dict): Options for ``thinc.api.PyTorchGradScaler``;
         the scaler is enabled whenever mixed_precision is.
+    inference_precision (str): Precision of predictions: "fp32", "bf16",
+        "fp16" (GPU) or "int8" (CPU); see ``precision.py``. Training is not
+        affected.
     """
+    check_precision(inference_precision)
     if max_batch_pieces < window_size + 2:
         raise ValueError(
             f"max_batch_pieces ({max_batch_pieces}) must hold at least one full "
@@ -100,6 +106,7 @@ def build_encoder(
             "max_batch_pieces": max_batch_pieces,
             "mixed_precision": mixed_precision,
             "grad_scaler_config": dict(grad_scaler_config or {}),
+            "inference_precision": inference_precision,
             "tokenizer": None,
             "replace_listener_cfg": _refuse_replace_listeners,
         },
@@ -166,6 +173,7 @@ def set_encoder(
         model.layers.append(wrapper)
     model.attrs["tokenizer"] = tokenizer
     model.set_dim("nO", config.hidden_size, force=True)
+    clear_inference_cache(model)
 
 
 def get_transformer(model: EncoderModel):
@@ -289,10 +297,13 @@ def encode_windows(
     callbacks = []
     for batch in _length_batches(windows, model.attrs["max_batch_pieces"]):
         input_ids, mask = _pad([windows[i] for i in batch], pad_id)
-        hidden, backprop_batch = transformer((input_ids, mask), is_train)
+        if is_train:
+            hidden, backprop_batch = transformer((input_ids, mask), is_train)
+            callbacks.append((batch, hidden.shape, backprop_batch))
+        else:
+            hidden = predict_hidden(model, input_ids, mask)
         for row, window_i in enumerate(batch):
             outputs[window_i] = hidden[row, : len(windows[window_i])]
-        callbacks.append((batch, hidden.shape, backprop_batch))
 
     def backprop(d_windows: List[Optional[Floats2d]]) -> None:
         for batch, shape, backprop_batch in callbacks:

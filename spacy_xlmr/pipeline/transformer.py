@@ -24,6 +24,7 @@ from spacy_transformers.pipeline_component import Transformer, install_extension
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..encoder.listener import XLMRListener
+from ..encoder.precision import clear_inference_cache
 from ..encoder.model import (
     encoder_from_bytes,
     encoder_to_bytes,
@@ -40,6 +41,7 @@ stride = 384
 max_batch_pieces = 8192
 mixed_precision = false
 grad_scaler_config = {}
+inference_precision = "fp32"
 """
 DEFAULT_ENCODER_MODEL = Config().from_str(DEFAULT_ENCODER_MODEL)["model"]
 # Factories whose components a listener can listen to.
@@ -153,6 +155,7 @@ class XLMRTransformer(Transformer):
                 self._backprop_pending()
                 if sgd is not None:
                     self.model.finish_update(sgd)
+                    clear_inference_cache(self.model)
             return []
 
         self._pending_backprop = (backprop_encoder, d_hidden)
@@ -165,6 +168,7 @@ class XLMRTransformer(Transformer):
         """Finish a pending backward pass, then update the encoder's weights."""
         self._backprop_pending()
         self.model.finish_update(sgd)
+        clear_inference_cache(self.model)
 
     def _backprop_pending(self) -> None:
         """Backprop the last batch's summed gradients into the encoder, if any

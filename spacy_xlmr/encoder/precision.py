@@ -1,0 +1,98 @@
+"""The encoder's prediction pass, in full or reduced precision.
+
+``inference_precision`` of ``spacy-xlmr.Encoder.v1`` (prediction only;
+training always runs in full precision, or mixed precision on GPU with
+``mixed_precision``):
+
+* ``fp32``: full precision;
+* ``bf16``: ``torch.autocast`` to bfloat16 (CPU with AVX512-BF16 or AMX, or
+  GPU);
+* ``fp16``: ``torch.autocast`` to float16 (GPU only);
+* ``int8``: dynamic int8 quantization of the Linear layers
+  (``torch.ao.quantization.quantize_dynamic``; CPU only). The quantized layer
+  stack is a copy made at the first prediction (the embeddings are shared,
+  not copied) and made again after the weights change, so the encoder stays
+  trainable and saves in full precision.
+
+Predictions run under ``torch.inference_mode``; the hidden states come back
+as float32 whatever the precision.
+"""
+import contextlib
+import copy
+from typing import Any, ContextManager
+
+import numpy
+import torch
+from thinc.api import Model, torch2xp, xp2torch
+from thinc.types import Floats3d
+
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_INT8_MODULE = "int8_module"
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"Unknown inference_precision '{precision}'. Choose one of: "
+            f"{', '.join(PRECISIONS)}."
+        )
+
+
+def predict_hidden(model: Model, input_ids: numpy.ndarray, mask: numpy.ndarray) -> Floats3d:
+    """The last hidden states of a padded batch, for prediction."""
+    module = _inference_module(model)
+    device = next(module.parameters()).device
+    with torch.inference_mode(), _autocast(model, device):
+        output = module(
+            input_ids=xp2torch(input_ids, device=device),
+            attention_mask=xp2torch(mask, device=device),
+        )
+    return torch2xp(output.last_hidden_state.float())
+
+
+def clear_inference_cache(model: Model) -> None:
+    """Drop the int8 copy (call when the encoder's weights change)."""
+    model.attrs[_INT8_MODULE] = None
+
+
+def _autocast(model: Model, device: torch.device) -> ContextManager[Any]:
+    precision = model.attrs["inference_precision"]
+    if precision in _AUTOCAST_DTYPES:
+        if precision == "fp16" and device.type != "cuda":
+            raise ValueError(
+                "inference_precision = fp16 needs a GPU; on CPU use bf16 (or int8)."
+            )
+        return torch.autocast(device.type, dtype=_AUTOCAST_DTYPES[precision])
+    if model.attrs["mixed_precision"] and device.type == "cuda":
+        return torch.autocast("cuda")
+    return contextlib.nullcontext()
+
+
+def _inference_module(model: Model) -> torch.nn.Module:
+    transformer = model.layers[0].shims[0]._model
+    transformer.eval()
+    if model.attrs["inference_precision"] != "int8":
+        return transformer
+    quantized = model.attrs.get(_INT8_MODULE)
+    if quantized is None:
+        quantized = _quantize_int8(transformer)
+        model.attrs[_INT8_MODULE] = quantized
+    return quantized
+
+
+def _quantize_int8(transformer: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``transformer`` whose layer stack has int8 Linear layers;
+    the embeddings are the original's."""
+    if next(transformer.parameters()).device.type != "cpu":
+        raise ValueError(
+            "inference_precision = int8 (dynamic quantization) runs on CPU only; "
+            "on GPU use fp16 or bf16."
+        )
+    layers = torch.ao.quantization.quantize_dynamic(
+        transformer.encoder, {torch.nn.Linear}, dtype=torch.qint8
+    )
+    quantized = copy.copy(transformer)
+    quantized._modules = dict(transformer._modules)
+    quantized._modules["encoder"] = layers
+    return quantized.eval()

@@ -1,0 +1,101 @@
+"""Reduced-precision predictions: bf16 autocast and int8 dynamic
+quantization change the numbers a little, not the training, and the int8
+copy follows the weights."""
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+import torch
+from spacy.training import Example
+
+from spacy_xlmr.encoder.model import get_transformer
+from spacy_xlmr.load import from_huggingface
+
+from ..conftest import make_nlp
+
+TEXTS = [
+    line.strip()
+    for line in (Path(__file__).parents[2] / "data" / "text" / "ntrex128-por.txt").open(encoding="utf8")
+][:24]
+
+
+def _hidden(nlp, texts):
+    return [doc._.trf_data.model_output.last_hidden_state for doc in nlp.pipe(texts)]
+
+
+def _nlp(checkpoint, precision):
+    return from_huggingface(
+        str(checkpoint), "token-classification",
+        encoder_config={"inference_precision": precision},
+    )
+
+
+@pytest.fixture(scope="module")
+def fp32_hidden(token_classification_checkpoint):
+    return _hidden(_nlp(token_classification_checkpoint, "fp32"), TEXTS)
+
+
+@pytest.mark.parametrize("precision,tolerance", [("bf16", 0.05), ("int8", 0.1)])
+def test_reduced_precision_is_close_not_equal(token_classification_checkpoint, fp32_hidden, precision, tolerance):
+    nlp = _nlp(token_classification_checkpoint, precision)
+    hidden = _hidden(nlp, TEXTS)
+    deviations = [numpy.abs(a - b).max() / numpy.abs(b).max() for a, b in zip(hidden, fp32_hidden)]
+    assert max(deviations) < tolerance
+    assert max(deviations) > 1e-4  # the reduced precision is really used
+    assert all(h.dtype == numpy.float32 for h in hidden)
+    for doc in nlp.pipe(TEXTS):
+        for ent in doc.ents:
+            assert doc.text[ent.start_char : ent.end_char] == ent.text
+
+
+def test_int8_copy_shares_the_embeddings_and_keeps_the_original(token_classification_checkpoint):
+    nlp = _nlp(token_classification_checkpoint, "int8")
+    nlp(TEXTS[0])
+    encoder = nlp.get_pipe("transformer").model
+    original = get_transformer(encoder)
+    quantized = encoder.attrs["int8_module"]
+    assert quantized.embeddings is original.embeddings
+    layer_types = {type(m).__name__ for m in quantized.encoder.modules()}
+    assert "Linear" in layer_types and any(isinstance(m, torch.nn.Linear) for m in original.encoder.modules())
+    assert not any(type(m) is torch.nn.Linear for m in quantized.encoder.modules())
+
+
+def test_int8_copy_follows_training(token_classification_checkpoint):
+    spacy.util.fix_random_seed(0)
+    nlp = _nlp(token_classification_checkpoint, "int8")
+    before = _hidden(nlp, TEXTS[:2])
+    doc = nlp.make_doc("Maria mora em Lisboa.")
+    example = Example.from_dict(doc, {"entities": [(0, 5, "PER"), (14, 20, "LOC")]})
+    optimizer = nlp.resume_training()
+    for _ in range(3):
+        nlp.update([example], sgd=optimizer)
+    after = _hidden(nlp, TEXTS[:2])
+    assert not numpy.allclose(before[0], after[0])
+    fp32 = nlp.get_pipe("transformer").model
+    fp32.attrs["inference_precision"] = "fp32"
+    reference = _hidden(nlp, TEXTS[:2])
+    assert numpy.abs(after[0] - reference[0]).max() / numpy.abs(reference[0]).max() < 0.1
+
+
+def test_training_is_not_affected(tiny_checkpoint):
+    """Updates run in full precision whatever inference_precision says."""
+    losses = {}
+    for precision in ("fp32", "bf16", "int8"):
+        spacy.util.fix_random_seed(0)
+        nlp = make_nlp(tiny_checkpoint, inference_precision=precision)
+        nlp.add_pipe("xlmr_ner", name="ner")
+        doc = nlp.make_doc("Maria mora em Lisboa.")
+        examples = [Example.from_dict(doc, {"entities": [(0, 5, "PER"), (14, 20, "LOC")]})]
+        optimizer = nlp.initialize(lambda: examples)
+        losses[precision] = [nlp.update(examples, sgd=optimizer)["ner"] for _ in range(3)]
+    assert losses["bf16"] == losses["fp32"] == losses["int8"]
+
+
+def test_bad_precisions(tiny_checkpoint):
+    with pytest.raises(ValueError, match="Unknown inference_precision 'int4'"):
+        make_nlp(tiny_checkpoint, inference_precision="int4")
+    nlp = make_nlp(tiny_checkpoint, inference_precision="fp16")
+    nlp.initialize()
+    with pytest.raises(ValueError, match="fp16 needs a GPU"):
+        nlp("Olá.")
