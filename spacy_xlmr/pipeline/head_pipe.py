@@ -98,11 +98,15 @@ class HeadPipe(TrainablePipe):
         self,
         get_examples: Callable[[], Iterable[Example]],
         problems_of: Callable[[Example], Iterable[str]],
+        *,
+        report_all: bool = True,
     ) -> Dict[str, int]:
         """Warn about training examples this component can't fully learn from
         (``problems_of`` names each problem of an example): how many examples
         have each problem, and the first of them. Nothing is dropped or
-        changed; the counts are returned."""
+        changed; the counts are returned. Without ``report_all``, a problem
+        of every example isn't reported (data for other components, or no
+        training data at all)."""
         counts: Counter = Counter()
         first: Dict[str, str] = {}
         n_examples = 0
@@ -112,6 +116,8 @@ class HeadPipe(TrainablePipe):
                 counts[problem] += 1
                 first.setdefault(problem, eg.reference.text[:100])
         for problem, count in counts.items():
+            if count == n_examples and not report_all:
+                continue  # e.g. spaCy's placeholder example of nlp.initialize()
             warnings.warn(
                 f"[{self.name}] {count} of {n_examples} training examples: {problem}. "
                 f"The first: {first[problem]!r}"

@@ -342,7 +342,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         ``XLMRobertaForQuestionAnswering``), load its ``qa_outputs``."""
         if hf_checkpoint is not None:
             self._check_hf_head(hf_checkpoint)
-        self._report_data_problems(get_examples, _question_problems)
+        self._report_data_problems(get_examples, _question_problems, report_all=False)
         self.cfg["width"] = listened_width(self.model, self.name)
         self._check_max_seq_len()
         self._build_head()

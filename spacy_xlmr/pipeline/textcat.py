@@ -198,6 +198,7 @@ class XLMRTextCategorizer(HeadPipe):
         self._report_data_problems(
             get_examples,
             lambda eg: [] if eg.reference.cats else ["no gold cats (left out of the loss)"],
+            report_all=False,
         )
         self.cfg["labels"] = list(labels)
         self.cfg["width"] = listened_width(self.model, self.name)

@@ -148,3 +148,19 @@ def test_bad_options_are_refused(tiny_checkpoint):
     nlp.add_pipe("xlmr_qa", config={"max_seq_len": 1000})
     with pytest.raises(ValueError, match="max_seq_len"):
         nlp.initialize()
+
+
+def test_qa_only_pipeline_runs_with_the_encoder_component_disabled(question_answering_checkpoint):
+    """xlmr_qa encodes its pairs itself: disabling the encoder component
+    saves its pass over the doc and changes no answer."""
+    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering", config={"top_k": 2})
+    question = [{"id": "a", "question": "Qual é a capital?"}]
+    doc = nlp.make_doc("Lisboa é a capital de Portugal.")
+    doc._.qa_questions = question
+    expected = nlp(doc)._.qa_answers
+    nlp.disable_pipe("transformer")
+    doc = nlp.make_doc("Lisboa é a capital de Portugal.")
+    doc._.qa_questions = question
+    doc = nlp(doc)
+    assert doc._.trf_data is None
+    assert doc._.qa_answers == expected
