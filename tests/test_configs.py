@@ -24,3 +24,18 @@ def test_config_builds(path):
 def test_there_are_tiny_and_base_configs():
     for task in ("ner", "textcat", "multitask", "mlm", "qa"):
         assert {f"{task}-tiny.cfg", f"{task}-base.cfg"} <= {p.name for p in CONFIGS}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_spacy_debug_config_passes(path):
+    """`python -m spacy debug config <cfg> --paths.train x --paths.dev y` exits
+    0 (the CLI run in-process: same argument parsing, validation and exit
+    code, without a Python start-up per config)."""
+    from spacy.cli import app
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(
+        app, ["debug", "config", str(path), "--paths.train", "x", "--paths.dev", "y"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Config is valid" in result.output
