@@ -28,6 +28,33 @@ print(json.dumps([[(e.start_char, e.end_char, e.label_) for e in doc.ents] for d
 """
 
 
+def _package_and_install(pipeline: Path, tmp_path: Path, name: str) -> Path:
+    """`spacy package` the pipeline as a wheel, check that the wheel requires
+    spacy-xlmr, install it (no network) and return the install target."""
+    (tmp_path / "packages").mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "package", str(pipeline),
+         str(tmp_path / "packages"), "--build", "wheel", "--name", name,
+         "--version", "0.0.1", "--force"],
+        check=True,
+    )
+    (wheel,) = (tmp_path / "packages").glob("*/dist/*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(n for n in archive.namelist() if n.endswith("METADATA"))
+        requires = [
+            line for line in archive.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist")
+        ]
+    assert any("spacy-xlmr" in line for line in requires), requires
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
+         "--target", str(target), str(wheel)],
+        check=True,
+    )
+    return target
+
+
 @pytest.mark.slow
 def test_spacy_package_wheel_predicts_the_same(tiny_checkpoint, tmp_path):
     nlp = make_nlp(tiny_checkpoint)
@@ -43,29 +70,7 @@ def test_spacy_package_wheel_predicts_the_same(tiny_checkpoint, tmp_path):
     expected = [[[e.start_char, e.end_char, e.label_] for e in doc.ents] for doc in nlp.pipe(texts)]
     assert any(expected)
     nlp.to_disk(tmp_path / "pipeline")
-    (tmp_path / "packages").mkdir()
-
-    subprocess.run(
-        [sys.executable, "-m", "spacy", "package", str(tmp_path / "pipeline"),
-         str(tmp_path / "packages"), "--build", "wheel", "--name", "xlmr_ner_test",
-         "--version", "0.0.1", "--force"],
-        check=True,
-    )
-    (wheel,) = (tmp_path / "packages").glob("*/dist/*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        metadata = next(n for n in archive.namelist() if n.endswith("METADATA"))
-        requires = [
-            line for line in archive.read(metadata).decode().splitlines()
-            if line.startswith("Requires-Dist")
-        ]
-    assert any("spacy-xlmr" in line for line in requires), requires
-
-    target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
-         "--target", str(target), str(wheel)],
-        check=True,
-    )
+    target = _package_and_install(tmp_path / "pipeline", tmp_path, "xlmr_ner_test")
     env = {**os.environ, "PYTHONPATH": str(target)}
     result = subprocess.run(
         [sys.executable, "-c", LOAD_AND_PREDICT], input=json.dumps(texts),
@@ -167,29 +172,7 @@ def test_multi_head_wheel_gives_the_same_outputs(tiny_checkpoint, tmp_path):
 
     nlp.to_disk(tmp_path / "pipeline")
     shutil.rmtree(checkpoint)  # the package must not need the original encoder
-    (tmp_path / "packages").mkdir()
-    subprocess.run(
-        [sys.executable, "-m", "spacy", "package", str(tmp_path / "pipeline"),
-         str(tmp_path / "packages"), "--build", "wheel", "--name", "xlmr_multi_test",
-         "--version", "0.0.1", "--force"],
-        check=True,
-    )
-    (wheel,) = (tmp_path / "packages").glob("*/dist/*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        metadata = next(n for n in archive.namelist() if n.endswith("METADATA"))
-        requires = [
-            line for line in archive.read(metadata).decode().splitlines()
-            if line.startswith("Requires-Dist")
-        ]
-    print("MULTI-HEAD WHEEL", wheel.name, wheel.stat().st_size, requires)
-    assert any("spacy-xlmr" in line for line in requires), requires
-
-    target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
-         "--target", str(target), str(wheel)],
-        check=True,
-    )
+    target = _package_and_install(tmp_path / "pipeline", tmp_path, "xlmr_multi_test")
     script = tmp_path / "predict.py"
     script.write_text(MULTI_HEAD_PREDICT)
     env = {**os.environ, "PYTHONPATH": str(target)}
