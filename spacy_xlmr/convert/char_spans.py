@@ -12,9 +12,10 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin, Span
+from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from .output import write_docbin
 from .stats import ConversionStats
 
 # Stockmark's Japanese entity types mapped to the UNER labels. The other
@@ -167,8 +168,5 @@ def convert_char_span_json(
     docs = read_char_span_json(
         input_path, spacy.blank(lang), label_map=label_map, limit=limit, stats=stats
     )
-    doc_bin = DocBin(docs=docs)
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    doc_bin.to_disk(output_path)
+    write_docbin(docs, output_path)
     return stats

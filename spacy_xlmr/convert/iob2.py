@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Union
 
 import spacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
 
+from .output import write_docbin
 from .stats import ConversionStats
 
 TEXT_PREFIX = "# text = "
@@ -199,8 +200,5 @@ def convert_iob2(
     stats = ConversionStats()
     vocab = spacy.blank(lang).vocab
     docs = read_iob2(input_path, vocab, n_sents=n_sents, limit=limit, stats=stats)
-    doc_bin = DocBin(docs=docs)
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    doc_bin.to_disk(output_path)
+    write_docbin(docs, output_path)
     return stats

@@ -15,9 +15,10 @@ from typing import Any, Iterator, List, Optional, Set, Union
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 
 from ..pipeline.qa_data import EXTENSION, Answer, Question
+from .output import write_docbin
 from .stats import ConversionStats
 
 # How far (in characters, either way) from ``answer_start`` a misplaced
@@ -215,8 +216,5 @@ def convert_squad(
     ``read_squad``."""
     stats = ConversionStats()
     docs = read_squad(input_path, lang, limit=limit, stats=stats)
-    doc_bin = DocBin(docs=docs, store_user_data=True)
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    doc_bin.to_disk(output_path)
+    write_docbin(docs, output_path, store_user_data=True)
     return stats

@@ -28,9 +28,10 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import spacy
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+from .output import write_docbin
 from .stats import ConversionStats
 
 TEXTCAT_FORMATS = ("sib200", "nusax", "jsonl", "csv", "tsv")
@@ -371,8 +372,5 @@ def convert_textcat(
         limit=limit,
         stats=stats,
     )
-    doc_bin = DocBin(docs=docs)
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    doc_bin.to_disk(output_path)
+    write_docbin(docs, output_path)
     return stats
