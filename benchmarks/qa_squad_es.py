@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""Extractive QA on SQuAD-es 2.0: a tiny XLM-R trained from scratch with
+`xlmr_qa`, evaluated on held-out articles.
+
+SQuAD-es 2.0 dev (35 articles, 7134 questions, 3256 unanswerable; from
+`../shared/data/qa/squad-es-v2`) is split by article: every fifth article
+(sorted by title) is held out for testing, the rest is for training, so no
+test paragraph's article was seen in training. The script converts both
+halves with `spacy_xlmr.convert.convert_squad`, builds the tiny random
+checkpoint (`build_checkpoint(..., size="tiny")`), trains
+`configs/qa-tiny.cfg` (`handle_impossible_answer = true`) with `spacy train`
+and scores `model-best` on the held-out articles with
+`spacy-xlmr evaluate` (SQuAD-official EM/F1, HasAns/NoAns). The "abstain"
+row is the score of answering nothing to every question.
+
+    python benchmarks/qa_squad_es.py --max-steps 2000
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from ner_uner import machine, versions  # noqa: E402
+
+REPO = HERE.parent
+SOURCE = REPO.parent / "shared" / "data" / "qa" / "squad-es-v2" / "es" / "dev-v2.0-es_small.json"
+
+
+def split_by_article(source: Path, out_dir: Path, every: int) -> dict:
+    squad = json.loads(source.read_text(encoding="utf8"))
+    articles = sorted(squad["data"], key=lambda article: article["title"])
+    test = [a for i, a in enumerate(articles) if i % every == every - 1]
+    train = [a for i, a in enumerate(articles) if i % every != every - 1]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, part in (("train", train), ("test", test)):
+        (out_dir / f"{name}.json").write_text(
+            json.dumps({"version": squad.get("version", "v2.0"), "data": part}, ensure_ascii=False),
+            encoding="utf8",
+        )
+    return {"train_articles": len(train), "test_articles": len(test)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", type=Path, default=SOURCE)
+    parser.add_argument("--max-steps", type=int, default=2000)
+    parser.add_argument("--test-every", type=int, default=5, help="Hold out every n-th article")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=HERE / "output" / "qa_squad_es")
+    args = parser.parse_args()
+
+    from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
+    from spacy_xlmr.convert import convert_squad, read_squad
+    from spacy_xlmr.pipeline.qa_data import score_squad
+
+    out = args.output
+    split = split_by_article(args.source, out / "data", args.test_every)
+    stats = {}
+    for name in ("train", "test"):
+        stats[name] = convert_squad(out / "data" / f"{name}.json", out / "data" / f"{name}.spacy")
+        print(f"{name}:\n{stats[name].summary()}")
+    checkpoint = out / "checkpoint-tiny"
+    if not (checkpoint / "config.json").exists():
+        build_checkpoint(checkpoint, shipped_texts(), size="tiny", seed=0)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "train", str(REPO / "configs" / "qa-tiny.cfg"),
+         "--output", str(out / "training"), "--paths.train", str(out / "data" / "train.spacy"),
+         "--paths.dev", str(out / "data" / "test.spacy"), "--paths.encoder", str(checkpoint),
+         "--training.max_steps", str(args.max_steps),
+         "--training.eval_frequency", str(max(args.max_steps // 4, 1))],
+        check=True, env=env,
+    )
+    train_seconds = time.perf_counter() - start
+    subprocess.run(
+        [sys.executable, "-m", "spacy_xlmr", "evaluate", str(out / "training" / "model-best"),
+         str(out / "data" / "test.spacy"), "--output", str(out / "scores.json")],
+        check=True, env=env,
+    )
+    scores = json.loads((out / "scores.json").read_text())
+    import spacy
+
+    questions = [q for doc in read_squad(out / "data" / "test.json", spacy.blank("xx")) for q in doc._.qa_questions]
+    abstain = score_squad({}, questions)
+    results = {
+        "machine": machine(), "versions": versions(), "split": split,
+        "train_questions": stats["train"].questions, "test_questions": stats["test"].questions,
+        "max_steps": args.max_steps, "train_seconds": train_seconds,
+        "xlmr_qa": scores, "abstain": abstain,
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print("| system | EM | F1 | HasAns EM | HasAns F1 | NoAns EM |")
+    print("|---|---:|---:|---:|---:|---:|")
+    rows = [("xlmr_qa, tiny from scratch", {k[3:]: v for k, v in scores.items() if k.startswith("qa_")}),
+            ("abstain (answer nothing)", abstain)]
+    for name, row in rows:
+        print(
+            f"| {name} | {100 * row['exact']:.1f} | {100 * row['f1']:.1f} | "
+            f"{100 * row.get('HasAns_exact', 0):.1f} | {100 * row.get('HasAns_f1', 0):.1f} | "
+            f"{100 * row.get('NoAns_exact', 0):.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
