@@ -25,8 +25,9 @@ REDUCE_FIRST = "reduce_first_or_zero"
 class XLMRListener(TransformerListener):
     name = "xlmr-listener"
     # False for heads that don't train on the encoder's output of the text
-    # (the masked-LM head encodes masked pieces itself): the encoder component
-    # then skips its training pass when no other listener wants it.
+    # (the masked-LM and QA heads encode masked pieces / question-context
+    # pairs themselves): the encoder component then skips its training pass
+    # when no other listener wants it.
     wants_training_output = True
 
     def __init__(self, upstream_name: str):

@@ -131,9 +131,7 @@ def masked_lm_logits(
     """
     encoder = encoder_of(model)
     tokenizer = encoder.attrs["tokenizer"]
-    replacement_ids = numpy.array(
-        sorted(set(range(len(tokenizer))) - set(tokenizer.all_special_ids)), dtype="int64"
-    )
+    replacement_ids = numpy.setdiff1d(numpy.arange(len(tokenizer)), tokenizer.all_special_ids)
     docs_ids: List[List[int]] = []
     chosen: List[numpy.ndarray] = []
     targets: List[int] = []

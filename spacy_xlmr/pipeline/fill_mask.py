@@ -26,7 +26,7 @@ from spacy.tokens import Doc, Token
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
 from .. import hf
@@ -37,6 +37,8 @@ from .head_pipe import HeadPipe
 from .transformer import add_encoder_if_missing, listened_width
 
 MASK = "<mask>"
+# Top-k selection runs on the CPU whatever the model's device.
+NUMPY_OPS = NumpyOps()
 # Masks of the evaluation texts are drawn with this seed at every evaluation.
 SCORE_SEED = 0
 DEFAULT_FILL_MASK_MODEL = Config().from_str(
@@ -132,7 +134,7 @@ class XLMRFillMask(HeadPipe):
             mask_positions = [i for i, piece in enumerate(ids) if piece == tokenizer.mask_token_id]
             results = []
             for i, row in enumerate(doc_logits):
-                probs = _softmax(row)
+                probs = NUMPY_OPS.softmax(row)
                 pool = candidates if candidates is not None else numpy.arange(len(probs))
                 best = pool[numpy.argsort(-probs[pool], kind="stable")[: self.top_k]]
                 predictions = []
@@ -279,12 +281,11 @@ def _mask_tokens(doc: Doc, mask_id: int) -> List[Optional[Token]]:
     """For each ``<mask>`` piece of the doc (text order), the token that is
     that mask, or None where the mask is glued to other text ("a<mask>")."""
     trf_data = doc._.trf_data
-    row_token = {}
-    ends = numpy.cumsum(trf_data.align.lengths)
-    for token in doc:
-        if token.text == MASK:
-            for row in trf_data.align.dataXd[ends[token.i] - trf_data.align.lengths[token.i] : ends[token.i]]:
-                row_token[int(row)] = token
+    row_token = {
+        int(row): token
+        for token in doc if token.text == MASK
+        for row in trf_data.align[token.i].dataXd.ravel()
+    }
     return [row_token.get(row) for row in mask_rows(trf_data, mask_id)]
 
 
@@ -302,6 +303,3 @@ def _log_softmax(ops, logits: Floats2d) -> Floats2d:
     return shifted - ops.xp.log(ops.xp.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def _softmax(row: numpy.ndarray) -> numpy.ndarray:
-    exp = numpy.exp(row - row.max())
-    return exp / exp.sum()

@@ -30,7 +30,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats1d
 
 from ..encoder.alignment import trim_span
@@ -58,6 +58,8 @@ upstream = "*"
 )["model"]
 # Masked positions' logit, as in HF's pipeline.
 _MASKED = -10000.0
+# Answers are decoded on the CPU whatever the model's device.
+NUMPY_OPS = NumpyOps()
 
 for _name in ("qa_answers", "qa_null_scores"):
     if not Doc.has_extension(_name):
@@ -296,8 +298,7 @@ class XLMRQuestionAnswerer(HeadPipe):
                     targets = _gold_positions(gold, window)
                     d_window = []
                     for row, target in zip((start, end), targets):
-                        probs = xp.exp(row - row.max())
-                        probs /= probs.sum()
+                        probs = self.model.ops.softmax(row)
                         loss -= float(xp.log(probs[target] + 1e-12)) / (2 * n_windows)
                         probs[target] -= 1.0
                         d_window.append(probs / (2 * n_windows))
@@ -406,8 +407,8 @@ class XLMRQuestionAnswerer(HeadPipe):
             allowed = numpy.zeros(len(window.ids), dtype=bool)
             allowed[0] = True
             allowed[window.context_offset : window.context_offset + window.n_context] = True
-            start = _softmax(numpy.where(allowed, ops.to_numpy(start_logits), _MASKED))
-            end = _softmax(numpy.where(allowed, ops.to_numpy(end_logits), _MASKED))
+            start = NUMPY_OPS.softmax(numpy.where(allowed, ops.to_numpy(start_logits), _MASKED))
+            end = NUMPY_OPS.softmax(numpy.where(allowed, ops.to_numpy(end_logits), _MASKED))
             null_score = min(null_score, float(start[0] * end[0]))
             start[0] = end[0] = 0.0
             for s, e, score in _best_spans(start, end, self.top_k, self.max_answer_len, allowed):
@@ -443,10 +444,6 @@ def _fill_logits(scores: List[DocScores], logits: List[Tuple[Floats1d, Floats1d]
             question.logits = logits[position : position + len(question.windows)]
             position += len(question.windows)
 
-
-def _softmax(row: numpy.ndarray) -> numpy.ndarray:
-    exp = numpy.exp(row - row.max())
-    return exp / exp.sum()
 
 
 def _best_spans(

@@ -116,8 +116,8 @@ class XLMRTransformer(Transformer):
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
         """Run the encoder on the predicted docs and hand the output to the
-        listeners that train on it (all but the masked-LM head's, which
-        encodes masked pieces itself; with no such listener nothing is
+        listeners that train on it (not those of the masked-LM and QA heads,
+        which encode their own inputs; with no such listener nothing is
         computed). Their gradients are summed; the encoder's backward pass runs
         once all listeners have reported, or at ``finish_update`` or the next
         ``update`` when some didn't (a head excluded from the update). The
