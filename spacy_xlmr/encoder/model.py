@@ -15,8 +15,9 @@ is resolved.
 """
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
 from spacy.tokens import Doc
@@ -24,6 +25,7 @@ from spacy_transformers.data_classes import TransformerData, WordpieceBatch
 from thinc.api import (
     ArgsKwargs,
     Model,
+    NumpyOps,
     PyTorchGradScaler,
     PyTorchWrapper_v2,
     torch2xp,
@@ -33,14 +35,19 @@ from thinc.types import Floats2d, Floats3d, Ragged
 from transformers.modeling_outputs import BaseModelOutput
 
 if TYPE_CHECKING:
+    import torch
     from transformers import PreTrainedTokenizerFast, XLMRobertaModel
 
 from .. import hf
 from .alignment import DocPieces, tokenize_docs
 from .precision import check_precision, clear_inference_cache, predict_hidden
-from .windows import piece_owners, window_starts
+from .windows import Span, piece_owners, window_spans
 
 EncoderModel = Model[List[Doc], List[TransformerData]]
+# Most padding in a batch of windows on CPU, as a share of its positions:
+# padding costs as much as text there, and a small batch costs no more per
+# position than a large one. On GPU, full batches are worth their padding.
+CPU_MAX_PADDING = 0.1
 
 
 def _one_thread_after_fork() -> None:
@@ -58,26 +65,33 @@ os.register_at_fork(after_in_child=_one_thread_after_fork)
 def build_encoder(
     name: str = "xlm-roberta-base",
     window_size: int = 510,
-    stride: int = 384,
-    max_batch_pieces: int = 8192,
+    stride: int = 448,
+    max_batch_pieces: int = 4096,
     mixed_precision: bool = False,
     grad_scaler_config: Optional[dict] = None,
     inference_precision: str = "fp32",
+    gradient_checkpointing: bool = False,
 ) -> EncoderModel:
     """An XLM-R encoder that outputs one ``TransformerData`` per doc.
 
     name (str): Hugging Face hub name or local directory of an XLM-R checkpoint.
     window_size (int): Pieces per window, without ``<s>`` and ``</s>``. At most
         the model's maximum length minus 2 (510 for XLM-R).
-    stride (int): Pieces between window starts; smaller than ``window_size``.
+    stride (int): Smaller than ``window_size``: a long doc gets the windows
+        that starting one every ``stride`` pieces would take, of equal length
+        and overlapping by at least ``window_size - stride`` pieces.
     max_batch_pieces (int): Most positions (padding included) in one forward
         pass; a batch's windows are sorted by length and split accordingly.
+        On CPU a batch also ends before its padding would pass 10%.
     mixed_precision (bool): Run the encoder under autocast on GPU.
     grad_scaler_config (dict): Options for ``thinc.api.PyTorchGradScaler``;
         the scaler is enabled whenever mixed_precision is.
     inference_precision (str): Precision of predictions: "fp32", "bf16",
         "fp16" (GPU) or "int8" (CPU); see ``precision.py``. Training is not
         affected.
+    gradient_checkpointing (bool): Recompute the layers' activations in the
+        backward pass instead of keeping them: less memory in training, for
+        about a third more compute.
     """
     check_precision(inference_precision)
     if max_batch_pieces < window_size + 2:
@@ -107,6 +121,7 @@ def build_encoder(
             "mixed_precision": mixed_precision,
             "grad_scaler_config": dict(grad_scaler_config or {}),
             "inference_precision": inference_precision,
+            "gradient_checkpointing": gradient_checkpointing,
             "tokenizer": None,
             "replace_listener_cfg": _refuse_replace_listeners,
         },
@@ -156,6 +171,12 @@ def set_encoder(
             f"window_size = {window_size} is too large: with <s> and </s> a "
             f"window would have {window_size + 2} positions, but the model "
             f"takes at most {max_length}. Set window_size <= {max_length - 2}."
+        )
+    if model.attrs["gradient_checkpointing"]:
+        # Non-reentrant checkpointing: the one torch recommends, and the one
+        # that works when the inputs (token ids) need no gradient.
+        transformer.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
         )
     grad_scaler = PyTorchGradScaler(
         **{"enabled": model.attrs["mixed_precision"], **model.attrs["grad_scaler_config"]}
@@ -219,29 +240,29 @@ def forward(
     _check_loaded(model)
     tokenizer = model.attrs["tokenizer"]
     doc_pieces = tokenize_docs(tokenizer, docs)
-    hiddens, starts, backprop = encode_pieces(
+    hiddens, spans, backprop = encode_pieces(
         model, [pieces.ids for pieces in doc_pieces], is_train
     )
     trf_datas = [
         TransformerData(
-            wordpieces=_wordpieces(pieces, doc_starts, model),
+            wordpieces=_wordpieces(pieces, doc_spans, model),
             model_output=BaseModelOutput(last_hidden_state=hidden),
-            align=_align(pieces, doc_starts, model, hidden.shape[1]),
+            align=_align(pieces, doc_spans, hidden.shape[1]),
         )
-        for pieces, doc_starts, hidden in zip(doc_pieces, starts, hiddens)
+        for pieces, doc_spans, hidden in zip(doc_pieces, spans, hiddens)
     ]
     return trf_datas, backprop
 
 
 def encode_pieces(
     model: EncoderModel, docs_ids: Sequence[Sequence[int]], is_train: bool
-) -> Tuple[List[Floats3d], List[List[int]], Callable[[List[Optional[Floats3d]]], List[Doc]]]:
+) -> Tuple[List[Floats3d], List[List[Span]], Callable[[List[Optional[Floats3d]]], List[Doc]]]:
     """Run the encoder over the piece ids (without ``<s>``/``</s>``) of each
     doc: cut into windows, batched by length across docs.
 
     RETURNS: per doc, the ``(windows, seq_len, width)`` hidden states (window
-    ``w`` starts at piece ``starts[w]``; position 0 is ``<s>``) and the window
-    starts; and a callback taking each doc's gradient for its hidden states
+    ``w`` holds pieces ``spans[w]``; position 0 is ``<s>``) and the window
+    spans; and a callback taking each doc's gradient for its hidden states
     (None for none) back through the encoder.
     """
     tokenizer = model.attrs["tokenizer"]
@@ -249,13 +270,13 @@ def encode_pieces(
     # Every window of every doc, as ids with <s> and </s>.
     windows: List[List[int]] = []
     doc_windows: List[List[int]] = []
-    starts: List[List[int]] = []
+    spans: List[List[Span]] = []
     for ids in docs_ids:
-        starts.append(window_starts(len(ids), window_size, model.attrs["stride"]))
+        spans.append(window_spans(len(ids), window_size, model.attrs["stride"]))
         doc_windows.append([])
-        for start in starts[-1]:
+        for start, end in spans[-1]:
             doc_windows[-1].append(len(windows))
-            window_ids = list(ids[start : start + window_size])
+            window_ids = list(ids[start:end])
             windows.append([tokenizer.cls_token_id, *window_ids, tokenizer.sep_token_id])
     outputs, backprop_windows = encode_windows(model, windows, is_train)
 
@@ -277,14 +298,15 @@ def encode_pieces(
         backprop_windows(d_windows)
         return []
 
-    return hiddens, starts, backprop
+    return hiddens, spans, backprop
 
 
 def encode_windows(
     model: EncoderModel, windows: Sequence[Sequence[int]], is_train: bool
 ) -> Tuple[List[Floats2d], Callable[[List[Optional[Floats2d]]], None]]:
     """Run the encoder over complete inputs (ids with special tokens), in
-    length-sorted batches of at most ``max_batch_pieces`` positions.
+    length-sorted batches of at most ``max_batch_pieces`` positions (and, on
+    CPU, at most ``CPU_MAX_PADDING`` padding).
 
     RETURNS: the ``(length, width)`` hidden states of each window, and a
     callback taking each window's gradient (None for none) back through the
@@ -295,7 +317,8 @@ def encode_windows(
     pad_id = model.attrs["tokenizer"].pad_token_id
     outputs: List[Optional[Floats2d]] = [None] * len(windows)
     callbacks = []
-    for batch in _length_batches(windows, model.attrs["max_batch_pieces"]):
+    max_padding = CPU_MAX_PADDING if isinstance(model.ops, NumpyOps) else 1.0
+    for batch in _length_batches(windows, model.attrs["max_batch_pieces"], max_padding):
         input_ids, mask = _pad([windows[i] for i in batch], pad_id)
         if is_train:
             hidden, backprop_batch = transformer((input_ids, mask), is_train)
@@ -312,22 +335,58 @@ def encode_windows(
                 d_window = d_windows[window_i]
                 if d_window is not None:
                     d_batch[row, : len(windows[window_i])] = d_window
-            backprop_batch(d_batch)
+            if model.attrs["mixed_precision"]:
+                with _gradients_set_aside(get_transformer(model)):
+                    backprop_batch(d_batch)
+            else:
+                backprop_batch(d_batch)
 
     return outputs, backprop
 
 
-def _length_batches(windows: Sequence[Sequence[int]], max_batch_pieces: int) -> List[List[int]]:
-    """Group window indices by length so that each padded batch holds at most
-    ``max_batch_pieces`` positions (a single longer window is its own batch)."""
+@contextmanager
+def _gradients_set_aside(module: "torch.nn.Module") -> Iterator[None]:
+    """Run a backward pass with the gradients of earlier passes set aside,
+    and add them back after it. With loss scaling on (mixed precision), thinc's
+    ``PyTorchShim`` unscales every gradient of the model after each backward
+    pass: those left by earlier passes before the same optimizer step (another
+    batch of windows, another head, gradient accumulation) are already
+    unscaled and would be divided by the scale again."""
+    earlier = {}
+    for param in module.parameters():
+        if param.grad is not None:
+            earlier[param] = param.grad
+            param.grad = None
+    try:
+        yield
+    finally:
+        for param, grad in earlier.items():
+            if param.grad is not None:
+                grad += param.grad
+            param.grad = grad
+
+
+def _length_batches(
+    windows: Sequence[Sequence[int]], max_batch_pieces: int, max_padding: float = 1.0
+) -> List[List[int]]:
+    """Group window indices into batches of similar length: sorted by length,
+    a batch ends before the window that would take it past
+    ``max_batch_pieces`` positions or past ``max_padding`` padding (a share of
+    its positions; a single longer window is its own batch)."""
     order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
     batches: List[List[int]] = []
+    real_positions = 0
     for window_i in order:
         length = len(windows[window_i])
-        if batches and length * (len(batches[-1]) + 1) <= max_batch_pieces:
-            batches[-1].append(window_i)
-        else:
-            batches.append([window_i])
+        if batches:
+            # The windows come by length, so this one sets the batch's length.
+            positions = length * (len(batches[-1]) + 1)
+            real_positions += length
+            if positions <= max_batch_pieces and real_positions >= (1 - max_padding) * positions:
+                batches[-1].append(window_i)
+                continue
+        batches.append([window_i])
+        real_positions = length
     return batches
 
 
@@ -341,16 +400,15 @@ def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> Tuple[numpy.ndarray, num
     return input_ids, mask
 
 
-def _wordpieces(pieces: DocPieces, starts: List[int], model: EncoderModel) -> WordpieceBatch:
+def _wordpieces(pieces: DocPieces, spans: List[Span], model: EncoderModel) -> WordpieceBatch:
     tokenizer = model.attrs["tokenizer"]
-    window_size = model.attrs["window_size"]
     ids = [
-        [tokenizer.cls_token_id, *pieces.ids[start : start + window_size], tokenizer.sep_token_id]
-        for start in starts
+        [tokenizer.cls_token_id, *pieces.ids[start:end], tokenizer.sep_token_id]
+        for start, end in spans
     ]
     strings = [
-        [tokenizer.cls_token, *pieces.strings[start : start + window_size], tokenizer.sep_token]
-        for start in starts
+        [tokenizer.cls_token, *pieces.strings[start:end], tokenizer.sep_token]
+        for start, end in spans
     ]
     input_ids, mask = _pad(ids, tokenizer.pad_token_id)
     return WordpieceBatch(
@@ -362,10 +420,10 @@ def _wordpieces(pieces: DocPieces, starts: List[int], model: EncoderModel) -> Wo
     )
 
 
-def _align(pieces: DocPieces, starts: List[int], model: EncoderModel, seq_len: int) -> Ragged:
+def _align(pieces: DocPieces, spans: List[Span], seq_len: int) -> Ragged:
     """Token → rows of the doc's flattened ``(windows * seq_len, width)``
     output, each piece taken from the window that owns it."""
-    owners = piece_owners(len(pieces), starts, model.attrs["window_size"])
+    owners = piece_owners(len(pieces), spans)
     rows = [window * seq_len + position for window, position in owners]
     lengths = numpy.array([len(p) for p in pieces.token_pieces], dtype="int32")
     data = numpy.array(

@@ -1,55 +1,63 @@
 """Windows over a doc's pieces, counted in pieces.
 
-A doc of ``n`` pieces is cut into windows of at most ``window_size`` pieces
-(plus ``<s>`` and ``</s>``), starting every ``stride`` pieces, so consecutive
-windows overlap by ``window_size - stride`` pieces and the last window ends at
-the last piece. Nothing is truncated.
+A doc of at most ``window_size`` pieces is one window (plus ``<s>`` and
+``</s>``). A longer doc of ``n`` pieces is cut into as many windows as
+starting one every ``stride`` pieces would take, but of equal length and evenly
+spaced: every window has at most ``window_size`` pieces, consecutive windows
+overlap by at least ``window_size - stride`` pieces, the first starts at the
+first piece and the last ends at the last. Nothing is truncated, and no window
+repeats more of its neighbour than the context guarantee needs (a last window
+flush with the doc end would repeat up to ``window_size - 1`` pieces).
 
 Overlaps are combined by ownership, not averaging: every piece takes its output
 from the one window where it has the most context, i.e. the window that
 maximises its distance to the nearer window edge (an edge of the doc itself
-is no cut). In practice the overlap is
-split in the middle: its first half comes from the earlier window and its
-second half from the later one. Each piece's output therefore comes from exactly
-one encoder position, which keeps gradients and outputs exact.
+is no cut). In practice the overlap is split in the middle: its first half
+comes from the earlier window and its second half from the later one. Each
+piece's output therefore comes from exactly one encoder position, which keeps
+gradients and outputs exact.
 """
 from typing import List, Tuple
 
+Span = Tuple[int, int]
 
-def window_starts(n_pieces: int, window_size: int, stride: int) -> List[int]:
-    """Start offsets of the windows over ``n_pieces`` pieces. A doc without
-    pieces still gets one (empty) window."""
+
+def window_spans(n_pieces: int, window_size: int, stride: int) -> List[Span]:
+    """``(start, end)`` piece offsets of the windows over ``n_pieces`` pieces.
+    A doc without pieces still gets one (empty) window."""
     if n_pieces <= window_size:
-        return [0]
-    starts = list(range(0, n_pieces - window_size, stride))
-    starts.append(n_pieces - window_size)
-    return starts
+        return [(0, n_pieces)]
+    min_overlap = window_size - stride
+    n_windows = 1 + -(-(n_pieces - window_size) // stride)
+    # The shortest equal length that covers the doc with the overlaps; at
+    # most window_size because n_windows windows at stride would cover it.
+    length = -(-(n_pieces + (n_windows - 1) * min_overlap) // n_windows)
+    starts = [i * (n_pieces - length) // (n_windows - 1) for i in range(n_windows)]
+    return [(start, start + length) for start in starts]
 
 
-def piece_owners(
-    n_pieces: int, starts: List[int], window_size: int
-) -> List[Tuple[int, int]]:
+def piece_owners(n_pieces: int, spans: List[Span]) -> List[Tuple[int, int]]:
     """For each piece, ``(window index, position in that window)`` of the
     window it takes its output from (positions count ``<s>`` as 0)."""
     owners = []
     window = 0
     for piece in range(n_pieces):
         # Windows are sorted, so the best window only ever moves right.
-        while window + 1 < len(starts) and starts[window + 1] <= piece:
-            current = _context(piece, starts[window], window_size, n_pieces)
-            following = _context(piece, starts[window + 1], window_size, n_pieces)
+        while window + 1 < len(spans) and spans[window + 1][0] <= piece:
+            current = _context(piece, spans[window], n_pieces)
+            following = _context(piece, spans[window + 1], n_pieces)
             if following >= current:
                 window += 1
             else:
                 break
-        owners.append((window, piece - starts[window] + 1))
+        owners.append((window, piece - spans[window][0] + 1))
     return owners
 
 
-def _context(piece: int, start: int, window_size: int, n_pieces: int) -> int:
+def _context(piece: int, span: Span, n_pieces: int) -> int:
     """How many pieces of context ``piece`` has on its shorter side within
-    the window at ``start`` (the doc's own edges don't count as a cut)."""
-    end = min(start + window_size, n_pieces)
+    the window ``span`` (the doc's own edges don't count as a cut)."""
+    start, end = span
     if not start <= piece < end:
         return -1
     left = piece - start if start > 0 else n_pieces

@@ -143,12 +143,11 @@ def masked_lm_logits(
         docs_ids.append(masked)
         chosen.append(positions)
         targets.extend(pieces.ids[i] for i in positions)
-    hiddens, starts, backprop_encoder = encode_pieces(encoder, docs_ids, is_train)
-    window_size = encoder.attrs["window_size"]
+    hiddens, spans, backprop_encoder = encode_pieces(encoder, docs_ids, is_train)
     # Each chosen piece is read from the window that owns it.
     doc_rows: List[List[int]] = []
-    for ids, positions, doc_starts, hidden in zip(docs_ids, chosen, starts, hiddens):
-        owners = piece_owners(len(ids), doc_starts, window_size)
+    for ids, positions, doc_spans, hidden in zip(docs_ids, chosen, spans, hiddens):
+        owners = piece_owners(len(ids), doc_spans)
         doc_rows.append([owners[i][0] * hidden.shape[1] + owners[i][1] for i in positions])
     ops = model.ops
     width = encoder.get_dim("nO")
@@ -203,13 +202,16 @@ def _head_forward(
     encoder = connected_encoder(listener)
     mask_id = encoder.attrs["tokenizer"].mask_token_id
     embeddings = get_transformer(encoder).embeddings.word_embeddings.weight
-    layer = _torch_layer(model)
-    outputs = []
-    for trf_data in trf_datas:
-        hidden = trf_data.model_output.last_hidden_state
-        flat = hidden.reshape(-1, hidden.shape[-1])[mask_rows(trf_data, mask_id)]
-        logits, _ = layer((model.ops.xp.ascontiguousarray(flat), embeddings), False)
-        outputs.append(logits)
+    width = encoder.get_dim("nO")
+    # The masks of every doc through the head in one call.
+    rows = [
+        trf_data.model_output.last_hidden_state.reshape(-1, width)[mask_rows(trf_data, mask_id)]
+        for trf_data in trf_datas
+    ]
+    flat = model.ops.xp.concatenate(rows) if rows else model.ops.alloc2f(0, width)
+    logits, _ = _torch_layer(model)((model.ops.xp.ascontiguousarray(flat), embeddings), False)
+    ends = numpy.cumsum([len(doc_rows) for doc_rows in rows])
+    outputs = [logits[end - len(doc_rows) : end] for doc_rows, end in zip(rows, ends)]
     return outputs, lambda d_outputs: []
 
 

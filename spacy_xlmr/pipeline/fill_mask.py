@@ -133,10 +133,12 @@ class XLMRFillMask(HeadPipe):
             ids = _input_ids(doc, tokenizer) if len(doc_logits) else []
             mask_positions = [i for i, piece in enumerate(ids) if piece == tokenizer.mask_token_id]
             results = []
-            for i, row in enumerate(doc_logits):
-                probs = NUMPY_OPS.softmax(row)
-                pool = candidates if candidates is not None else numpy.arange(len(probs))
-                best = pool[numpy.argsort(-probs[pool], kind="stable")[: self.top_k]]
+            doc_probs = NUMPY_OPS.softmax(doc_logits) if len(doc_logits) else doc_logits
+            for i, probs in enumerate(doc_probs):
+                if candidates is None:
+                    best = _top_k(probs, self.top_k)
+                else:
+                    best = candidates[_top_k(probs[candidates], self.top_k)]
                 predictions = []
                 for token_id in best:
                     filled = list(ids)
@@ -303,3 +305,11 @@ def _log_softmax(ops, logits: Floats2d) -> Floats2d:
     return shifted - ops.xp.log(ops.xp.exp(shifted).sum(axis=1, keepdims=True))
 
 
+def _top_k(scores: numpy.ndarray, k: int) -> numpy.ndarray:
+    """Indices of the ``k`` largest scores, largest first and ties in index
+    order (as a stable sort of all scores), without sorting the vocabulary."""
+    if k >= len(scores):
+        return numpy.argsort(-scores, kind="stable")
+    kth = numpy.partition(scores, len(scores) - k)[len(scores) - k]
+    contenders = numpy.flatnonzero(scores >= kth)
+    return contenders[numpy.argsort(-scores[contenders], kind="stable")[:k]]

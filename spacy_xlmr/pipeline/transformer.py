@@ -37,11 +37,12 @@ DEFAULT_ENCODER_MODEL = """
 @architectures = "spacy-xlmr.Encoder.v1"
 name = "xlm-roberta-base"
 window_size = 510
-stride = 384
-max_batch_pieces = 8192
+stride = 448
+max_batch_pieces = 4096
 mixed_precision = false
 grad_scaler_config = {}
 inference_precision = "fp32"
+gradient_checkpointing = false
 """
 DEFAULT_ENCODER_MODEL = Config().from_str(DEFAULT_ENCODER_MODEL)["model"]
 # Factories whose components a listener can listen to.

@@ -1,35 +1,66 @@
 import numpy
 import pytest
 
-from spacy_xlmr.encoder.windows import _context, piece_owners, window_starts
+from spacy_xlmr.encoder.model import _length_batches
+from spacy_xlmr.encoder.windows import _context, piece_owners, window_spans
 
 from ..conftest import make_nlp
 
 
-@pytest.mark.parametrize("n,size,stride", [(0, 10, 5), (7, 10, 5), (10, 10, 5), (11, 10, 5), (1000, 510, 384), (95, 8, 3)])
-def test_windows_cover_every_piece_within_size(n, size, stride):
-    starts = window_starts(n, size, stride)
-    assert starts[0] == 0
-    assert all(b - a <= stride for a, b in zip(starts, starts[1:]))
-    assert min(n, starts[-1] + size) == n  # the last window ends at the end
-    owners = piece_owners(n, starts, size)
-    assert len(owners) == n
-    for piece, (window, position) in enumerate(owners):
-        assert 1 <= position <= min(size, n - starts[window])  # 0 is <s>
-        assert starts[window] + position - 1 == piece
-        # The owner is a window where the piece has the most context.
-        best = max(_context(piece, start, size, n) for start in starts)
-        assert _context(piece, starts[window], size, n) == best
+@pytest.mark.parametrize(
+    "size,stride", [(10, 5), (10, 9), (8, 3), (510, 384), (510, 448), (7, 1)]
+)
+def test_windows_cover_every_piece_within_size(size, stride):
+    for n in [0, 1, size - 1, size, size + 1, *range(size + 2, 5 * size, 7)]:
+        spans = window_spans(n, size, stride)
+        assert spans[0][0] == 0 and spans[-1][1] == n  # nothing truncated
+        lengths = {end - start for start, end in spans}
+        assert len(lengths) == 1 and lengths.pop() <= size  # equal lengths
+        # As many windows as starting one every `stride` pieces would take,
+        # each overlapping the next by at least size - stride pieces.
+        assert len(spans) == 1 + max(0, -(-(n - size) // stride))
+        assert all(a_end - b_start >= size - stride for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        owners = piece_owners(n, spans)
+        assert len(owners) == n
+        for piece, (window, position) in enumerate(owners):
+            start, end = spans[window]
+            assert 1 <= position <= end - start  # 0 is <s>
+            assert start + position - 1 == piece
+            # The owner is a window where the piece has the most context.
+            best = max(_context(piece, span, n) for span in spans)
+            assert _context(piece, spans[window], n) == best
+
+
+def test_long_doc_windows_repeat_only_the_overlap():
+    # A flush last window would repeat 490 of 1000 pieces; equal windows
+    # repeat only the minimal overlap.
+    assert window_spans(1000, 510, 384) == [(0, 418), (291, 709), (582, 1000)]
+    assert window_spans(1000, 510, 448) == [(0, 375), (312, 687), (625, 1000)]
 
 
 def test_overlap_is_split_in_the_middle():
-    starts = window_starts(20, 10, 6)  # [0, 6, 10]
-    owners = piece_owners(20, starts, 10)
-    windows = [w for w, _ in owners]
-    # Every piece comes from the window where it is farthest from a cut.
-    # e.g. piece 12 has 6 pieces of context left and 3 right in window 1, but
-    # only 2 left in window 2.
-    assert windows == [0] * 8 + [1] * 5 + [2] * 7
+    spans = window_spans(20, 10, 6)
+    assert spans == [(0, 10), (5, 15), (10, 20)]
+    windows = [w for w, _ in piece_owners(20, spans)]
+    # Every piece comes from the window where it is farthest from a cut:
+    # e.g. piece 7 has 2 pieces of context right in window 0 and 2 left in
+    # window 1 (ties go right), piece 12 has 2 either side in 1 and 2.
+    assert windows == [0] * 7 + [1] * 5 + [2] * 8
+
+
+def test_batches_by_length_within_positions_and_padding():
+    lengths = [100, 12, 95, 50, 98, 10, 11, 300]
+    windows = [[0] * n for n in lengths]
+    # GPU: only the position limit.
+    assert _length_batches(windows, 400) == [[5, 6, 1, 3], [2, 4, 0], [7]]
+    # CPU: also at most 10% padding.
+    batches = _length_batches(windows, 400, max_padding=0.1)
+    assert batches == [[5, 6, 1], [3], [2, 4, 0], [7]]
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert sum(lengths[i] for i in batch) >= 0.9 * longest * len(batch)
+        assert longest * len(batch) <= 400 or len(batch) == 1
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
 
 
 def test_long_doc_is_encoded_in_windows_without_truncation(tiny_checkpoint):
