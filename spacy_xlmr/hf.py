@@ -6,6 +6,7 @@ everywhere, and loading is safe: weights are read with safetensors (or with
 ``torch.load(weights_only=True)`` inside ``transformers`` for ``.bin`` files)
 and ``trust_remote_code`` is never enabled.
 """
+import pickle
 from pathlib import Path
 from typing import Dict, Optional, Union
 
@@ -20,8 +21,13 @@ class CheckpointError(ValueError):
 
 
 def _not_found(name: PathOrName, err: Exception) -> CheckpointError:
+    unsafe = _unsafe_pickle(name, err)
+    if unsafe is not None:
+        return unsafe
     path = Path(str(name))
-    if path.exists() or str(name).startswith((".", "/", "~")):
+    # Hub names are "model" or "owner/model"; anything else is a path.
+    looks_like_path = str(name).startswith((".", "/", "~")) or str(name).count("/") > 1
+    if path.exists() or looks_like_path or "\\" in str(name):
         return CheckpointError(
             f"Could not load an XLM-R checkpoint from the directory '{name}': {err}\n"
             "The directory must hold what `save_pretrained` writes: config.json, "
@@ -39,6 +45,23 @@ def _not_found(name: PathOrName, err: Exception) -> CheckpointError:
         f"`name = \"./{Path(str(name)).name}\"`. If it is a directory you meant "
         "to build, e.g. a tiny test encoder: `spacy-xlmr build-checkpoint "
         f"{name}`."
+    )
+
+
+def _unsafe_pickle(name: PathOrName, err: BaseException) -> Optional[CheckpointError]:
+    """The error for a weights file that ``torch.load(weights_only=True)``
+    refused (it pickles more than tensors), if ``err`` comes from one."""
+    cause: Optional[BaseException] = err
+    while cause is not None and not isinstance(cause, pickle.UnpicklingError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    return CheckpointError(
+        f"A weights file in '{name}' pickles objects other than tensors, so it "
+        "was refused without being loaded (unpickling it could run code). If "
+        "you trust its source, load it with transformers and save it again as "
+        "safetensors (`save_pretrained(dir, safe_serialization=True)`); then "
+        "use that directory."
     )
 
 
@@ -93,6 +116,9 @@ def load_encoder(name: PathOrName, config=None):
     except (OSError, ValueError) as err:
         raise _not_found(name, err) from err
     except Exception as err:  # e.g. safetensors' error for a damaged file
+        unsafe = _unsafe_pickle(name, err)
+        if unsafe is not None:
+            raise unsafe from err
         raise CheckpointError(
             f"The weights in '{name}' could not be read ({type(err).__name__}: "
             f"{err}). The file is damaged or incomplete: save the checkpoint "
@@ -156,13 +182,17 @@ def load_head_state_dict(
                         state[key] = file_.get_tensor(key)
     else:
         for path in sorted(directory.glob("pytorch_model*.bin")):
-            state.update(torch.load(path, map_location="cpu", weights_only=True))
+            try:
+                state.update(torch.load(path, map_location="cpu", weights_only=True))
+            except pickle.UnpicklingError as err:
+                raise _unsafe_pickle(name, err) from err
     head = {key: value for key, value in state.items() if key.startswith(prefixes)}
     if not head:
         raise CheckpointError(
             f"'{name}' holds no weights for this head (no keys starting with "
-            f"{', '.join(prefixes)}). Is it the right kind of fine-tuned "
-            "checkpoint for this component?"
+            f"{', '.join(prefixes)}): it isn't a checkpoint fine-tuned for this "
+            "component's task. Give one saved from the matching XLMRobertaFor* "
+            "class, or leave hf_checkpoint unset to train the head."
         )
     return head
 

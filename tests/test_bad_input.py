@@ -45,6 +45,16 @@ def test_missing_model_directory(tmp_path):
         nlp.initialize(lambda: [])
 
 
+def test_missing_nested_relative_directory_is_not_taken_for_a_hub_name(tmp_path, monkeypatch):
+    """"pipe/transformer/model" can't be a hub name ("owner/model"): the
+    error speaks of the directory, not of downloading it."""
+    from spacy_xlmr.hf import load_config
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match="from the directory 'pipe/transformer/model'"):
+        load_config("pipe/transformer/model")
+
+
 @pytest.mark.parametrize("damage", ["config", "weights", "tokenizer"])
 def test_corrupt_model_directory(tiny_checkpoint, tmp_path, damage):
     import shutil
@@ -133,6 +143,47 @@ def test_docs_without_cats_or_questions_are_reported(tiny_checkpoint):
     messages = [str(w.message) for w in record]
     assert any("[textcat] 2 of 3 training examples: no gold cats" in m and "'Sem nada.'" in m for m in messages)
     assert any("[qa] 2 of 3 training examples: no questions" in m for m in messages)
+
+
+def test_cats_exclusive_classes_cant_learn_are_reported(tiny_checkpoint):
+    from spacy.training import Example
+
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_textcat", name="textcat")
+    docs = []
+    for text, cats in [
+        ("Golo do Benfica.", {"sports": 1.0, "politics": 0.0}),
+        ("Eleições e golos.", {"sports": 1.0, "politics": 1.0}),
+        ("Só desporto.", {"sports": 1.0}),
+    ]:
+        doc = nlp.make_doc(text)
+        doc.cats = cats
+        docs.append(doc)
+    examples = [Example(nlp.make_doc(d.text), d) for d in docs]
+    with pytest.warns(UserWarning) as record:
+        nlp.initialize(lambda: examples)
+    messages = [str(w.message) for w in record]
+    assert any("1 of 3 training examples: not exactly one positive label" in m
+               and "'Eleições e golos.'" in m for m in messages)
+    assert any("1 of 3 training examples: only some of the labels" in m
+               and "'Só desporto.'" in m for m in messages)
+
+
+def test_questions_longer_than_max_question_len_are_reported(tiny_checkpoint):
+    from spacy.training import Example
+
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_qa", name="qa", config={"max_question_len": 4})
+    doc = nlp.make_doc("Golo do Benfica.")
+    doc._.qa_questions = [
+        {"id": "a", "question": "Quem marcou o golo do jogo de ontem à noite?",
+         "answers": [{"text": "Benfica", "answer_start": 8}]},
+    ]
+    short = nlp.make_doc("Golo do Benfica.")
+    short._.qa_questions = [{"id": "b", "question": "Quem?", "answers": []}]
+    examples = [Example(nlp.make_doc(d.text), d) for d in (doc, short)]
+    with pytest.warns(UserWarning, match=r"1 of 2 training examples: questions longer than max_question_len = 4"):
+        nlp.initialize(lambda: examples)
 
 
 def test_empty_training_corpus_is_a_clear_error(tiny_checkpoint, tmp_path):

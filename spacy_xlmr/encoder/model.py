@@ -97,7 +97,8 @@ def build_encoder(
     if max_batch_pieces < window_size + 2:
         raise ValueError(
             f"max_batch_pieces ({max_batch_pieces}) must hold at least one full "
-            f"window ({window_size + 2} positions with <s> and </s>)."
+            f"window ({window_size + 2} positions with <s> and </s>): raise it, or "
+            "lower window_size (at most 510 for XLM-R checkpoints)."
         )
     if window_size < 1:
         raise ValueError(f"window_size must be positive, got {window_size}.")
@@ -199,13 +200,13 @@ def set_encoder(
 
 def get_transformer(model: EncoderModel):
     """The ``XLMRobertaModel`` torch module of an initialized encoder."""
-    _check_loaded(model)
+    check_loaded(model)
     return model.layers[0].shims[0]._model
 
 
 def save_encoder(model: EncoderModel, path: Path) -> None:
     """Write the encoder as a Hugging Face directory (safetensors weights)."""
-    _check_loaded(model)
+    check_loaded(model)
     path.mkdir(parents=True, exist_ok=True)
     get_transformer(model).save_pretrained(path, safe_serialization=True)
     model.attrs["tokenizer"].save_pretrained(path)
@@ -226,7 +227,8 @@ def encoder_from_bytes(model: EncoderModel, files: Dict[str, bytes]) -> None:
         load_checkpoint(model, tmp)
 
 
-def _check_loaded(model: EncoderModel) -> None:
+def check_loaded(model: EncoderModel) -> None:
+    """Raise an error saying how to load the weights if there are none."""
     if not is_loaded(model):
         raise ValueError(
             "The XLM-R encoder has no weights yet. Call nlp.initialize() to "
@@ -237,7 +239,7 @@ def _check_loaded(model: EncoderModel) -> None:
 def forward(
     model: EncoderModel, docs: List[Doc], is_train: bool
 ) -> Tuple[List[TransformerData], Callable]:
-    _check_loaded(model)
+    check_loaded(model)
     tokenizer = model.attrs["tokenizer"]
     doc_pieces = tokenize_docs(tokenizer, docs)
     hiddens, spans, backprop = encode_pieces(
@@ -312,7 +314,7 @@ def encode_windows(
     callback taking each window's gradient (None for none) back through the
     encoder.
     """
-    _check_loaded(model)
+    check_loaded(model)
     transformer = model.layers[0]
     pad_id = model.attrs["tokenizer"].pad_token_id
     outputs: List[Optional[Floats2d]] = [None] * len(windows)

@@ -48,6 +48,12 @@ def labels_from_tags(tags: Sequence[str]) -> List[str]:
         if tag == "O":
             continue
         prefix, _, label = tag.partition("-")
+        if prefix in ("S", "E") and label:
+            raise ValueError(
+                f"Tag '{tag}' is from the IOBES scheme, which isn't supported: "
+                "rename S- to U- and E- to L- (the same tags in BILUO) and use "
+                'scheme = "BILUO".'
+            )
         if prefix not in ("B", "I", "L", "U") or not label:
             raise ValueError(
                 f"Unknown tag '{tag}': expected 'O' or B-/I-/L-/U- followed by "

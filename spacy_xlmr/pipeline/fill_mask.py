@@ -246,6 +246,11 @@ class XLMRFillMask(HeadPipe):
         ``lm_head`` weights."""
         if hf_checkpoint is not None:
             self._check_hf_head(hf_checkpoint)
+        self._report_data_problems(
+            get_examples,
+            lambda eg: [] if eg.reference.text.strip() else ["no text to mask"],
+            report_all=False,
+        )
         config = hf.load_config(hf_checkpoint) if hf_checkpoint else None
         encoder = encoder_of(self.model)
         encoder_config = get_transformer(encoder).config

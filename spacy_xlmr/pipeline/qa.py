@@ -22,6 +22,7 @@ where a boundary falls inside a token (unsegmented Chinese or Thai with the
 answer text, not the span.
 """
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -35,7 +36,7 @@ from thinc.types import Floats1d
 
 from ..encoder.alignment import trim_span
 from ..encoder.listener import encoder_of
-from ..encoder.model import get_transformer
+from ..encoder.model import check_loaded, get_transformer
 from ..encoder.pairs import (
     ContextPieces,
     PairWindow,
@@ -183,10 +184,16 @@ class XLMRQuestionAnswerer(HeadPipe):
         ):
             if value < 1:
                 raise ValueError(f"{option} must be at least 1, got {value}.")
-        if not 0 <= doc_stride < max_seq_len:
+        # <s> question </s></s> context </s>: the longest question leaves
+        # this much room for the context, which doc_stride overlaps.
+        context_room = max_seq_len - max_question_len - 4
+        if not 0 <= doc_stride < context_room:
             raise ValueError(
-                f"doc_stride ({doc_stride}) must be smaller than max_seq_len "
-                f"({max_seq_len}); it is the overlap of consecutive context windows."
+                f"doc_stride ({doc_stride}) must be smaller than the room a question "
+                f"of max_question_len ({max_question_len}) pieces leaves for the "
+                f"context in max_seq_len ({max_seq_len}) positions: {context_room} "
+                "(4 positions go to <s> and </s>). Lower doc_stride or "
+                "max_question_len, or raise max_seq_len."
             )
         self.vocab = vocab
         self.model = model
@@ -202,21 +209,38 @@ class XLMRQuestionAnswerer(HeadPipe):
         self.cfg: Dict[str, Any] = {"labels": [], "width": None}
 
     def ask(
-        self, doc_or_text: Union[Doc, str], questions: Sequence[Union[str, Question]]
+        self,
+        doc_or_text: Union[Doc, str],
+        questions: Union[str, Question, Sequence[Union[str, Question]]],
     ) -> Doc:
-        """Answer ``questions`` (strings, or dicts with "id" and "question")
-        about ``doc_or_text``; the pipeline's other components don't run.
-        Strings get the ids "q0", "q1", ..."""
+        """Answer ``questions`` (a string, a dict with "id" and "question", or
+        a list of them) about ``doc_or_text``; the pipeline's other components
+        don't run. Strings get the ids "q0", "q1", ..."""
         if isinstance(doc_or_text, str):
             if self.make_doc is None:
                 raise ValueError(f"[{self.name}] Pass a Doc: this component has no tokenizer.")
             doc = self.make_doc(doc_or_text)
-        else:
+        elif isinstance(doc_or_text, Doc):
             doc = doc_or_text
-        doc._.set(EXTENSION, [
-            {"id": f"q{i}", "question": q} if isinstance(q, str) else dict(q)
-            for i, q in enumerate(questions)
-        ])
+        else:
+            raise TypeError(
+                f"[{self.name}] ask() takes a Doc or a str to answer about, got "
+                f"{type(doc_or_text).__name__}."
+            )
+        if isinstance(questions, (str, dict)):
+            questions = [questions]
+        asked: List[Question] = []
+        for i, question in enumerate(questions):
+            if isinstance(question, str):
+                asked.append({"id": f"q{i}", "question": question})
+            elif isinstance(question, dict):
+                asked.append(dict(question))  # type: ignore[arg-type]
+            else:
+                raise TypeError(
+                    f"[{self.name}] ask() takes questions as strings or dicts with "
+                    f"'id' and 'question', got {type(question).__name__}."
+                )
+        doc._.set(EXTENSION, asked)
         return self(doc)
 
     def predict(self, docs: Iterable[Doc]) -> List[DocScores]:
@@ -343,8 +367,14 @@ class XLMRQuestionAnswerer(HeadPipe):
         ``XLMRobertaForQuestionAnswering``), load its ``qa_outputs``."""
         if hf_checkpoint is not None:
             self._check_hf_head(hf_checkpoint)
-        self._report_data_problems(get_examples, _question_problems, report_all=False)
         self.cfg["width"] = listened_width(self.model, self.name)
+        encoder = encoder_of(self.model)
+        check_loaded(encoder)
+        self._report_data_problems(
+            get_examples,
+            partial(_question_problems, encoder.attrs["tokenizer"], self.max_question_len),
+            report_all=False,
+        )
         self._check_max_seq_len()
         self._build_head()
         if hf_checkpoint is not None:
@@ -372,7 +402,9 @@ class XLMRQuestionAnswerer(HeadPipe):
     ) -> Tuple[List[DocScores], List[PairWindow]]:
         """The pair windows of every question, grouped by doc, and all of
         them in one list (for one batched encoder pass)."""
-        tokenizer = encoder_of(self.model).attrs["tokenizer"]
+        encoder = encoder_of(self.model)
+        check_loaded(encoder)
+        tokenizer = encoder.attrs["tokenizer"]
         contexts = encode_contexts(tokenizer, [doc.text for doc in docs])
         question_ids = encode_questions(
             tokenizer, [q["question"] for qs in questions for q in qs], self.max_question_len
@@ -429,10 +461,14 @@ class XLMRQuestionAnswerer(HeadPipe):
         return sorted(answers, key=lambda a: a["score"], reverse=True)[: self.top_k], null_score
 
 
-def _question_problems(eg: Example) -> List[str]:
-    """Reference docs the QA head can't learn from."""
-    if not get_questions(eg.reference):
+def _question_problems(tokenizer, max_question_len: int, eg: Example) -> List[str]:
+    """What the QA head can't learn from in a reference doc."""
+    questions = get_questions(eg.reference)
+    if not questions:
         return ["no questions in doc._.qa_questions (nothing to learn from)"]
+    lengths = encode_questions(tokenizer, [q["question"] for q in questions], max_question_len + 1)
+    if any(len(ids) > max_question_len for ids in lengths):
+        return [f"questions longer than max_question_len = {max_question_len} pieces (cut)"]
     return []
 
 

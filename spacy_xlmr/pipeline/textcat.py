@@ -6,6 +6,7 @@
 ``multi_label_classification`` problem type). With a single label the
 sigmoid is used either way. Scores go to ``doc.cats``.
 """
+from functools import partial
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
@@ -197,7 +198,7 @@ class XLMRTextCategorizer(HeadPipe):
             labels = self._initial_labels(labels, get_examples, lambda eg: set(eg.reference.cats))
         self._report_data_problems(
             get_examples,
-            lambda eg: [] if eg.reference.cats else ["no gold cats (left out of the loss)"],
+            partial(_cats_problems, list(labels), self.cfg["exclusive_classes"]),
             report_all=False,
         )
         self.cfg["labels"] = list(labels)
@@ -229,3 +230,17 @@ class XLMRTextCategorizer(HeadPipe):
             )
         id2label = {int(i): label for i, label in config.id2label.items()}
         return [id2label[i] for i in range(len(id2label))]
+
+
+def _cats_problems(labels: List[str], exclusive: bool, eg: Example) -> List[str]:
+    """What the head can't learn from, or learns wrongly, in ``eg``'s cats."""
+    cats = eg.reference.cats
+    if not cats:
+        return ["no gold cats (left out of the loss)"]
+    if not exclusive:
+        return []
+    if any(label not in cats for label in labels):
+        return ["only some of the labels in cats, with exclusive classes (left out of the loss)"]
+    if sum(cats[label] >= 0.5 for label in labels) != 1:
+        return ["not exactly one positive label, with exclusive classes (set exclusive_classes = false for multi-label data)"]
+    return []

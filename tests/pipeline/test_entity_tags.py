@@ -26,6 +26,8 @@ def test_make_tags_and_back():
     assert scheme_of(BIO) == "BIO" and scheme_of(BILUO) == "BILUO"
     with pytest.raises(ValueError, match="Unknown tag 'PER'"):
         labels_from_tags(["O", "PER"])
+    with pytest.raises(ValueError, match="IOBES.*S- to U- and E- to L-"):
+        labels_from_tags(["O", "B-PER", "I-PER", "E-PER", "S-PER"])
     with pytest.raises(ValueError, match="Unknown tag scheme"):
         make_tags(["PER"], "IOB3")
 

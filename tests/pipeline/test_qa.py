@@ -139,10 +139,36 @@ def test_bad_questions_are_refused(question_answering_checkpoint):
         qa.ask("Lisboa é a capital.", [{"id": "a", "question": "x?"}, {"id": "a", "question": "y?"}])
 
 
+def test_ask_takes_one_question_as_a_string_and_refuses_other_types(question_answering_checkpoint):
+    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering")
+    qa = nlp.get_pipe("qa")
+    doc = qa.ask("Lisboa é a capital.", "Qual é a capital?")
+    assert list(doc._.qa_answers) == ["q0"]
+    doc = qa.ask("Lisboa é a capital.", {"id": "a", "question": "Qual é a capital?"})
+    assert list(doc._.qa_answers) == ["a"]
+    with pytest.raises(TypeError, match="takes a Doc or a str"):
+        qa.ask(123, ["Qual?"])
+    with pytest.raises(TypeError, match="strings or dicts"):
+        qa.ask("Lisboa é a capital.", [None])
+
+
+def test_ask_before_initialize_says_to_initialize(tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    qa = nlp.add_pipe("xlmr_qa")
+    with pytest.raises(ValueError, match="nlp.initialize"):
+        qa.ask("Lisboa é a capital.", "Qual é a capital?")
+
+
 def test_bad_options_are_refused(tiny_checkpoint):
     nlp = make_nlp(tiny_checkpoint)
     with pytest.raises(ValueError, match="doc_stride"):
         nlp.add_pipe("xlmr_qa", config={"doc_stride": 384})
+    # The longest question would leave the context only 28 positions, fewer
+    # than the overlap: refused at once, not at the first long question.
+    with pytest.raises(ValueError, match="Lower doc_stride or max_question_len"):
+        nlp.add_pipe("xlmr_qa", config={"max_seq_len": 48, "doc_stride": 40, "max_question_len": 16})
+    with pytest.raises(ValueError, match="max_question_len"):
+        nlp.add_pipe("xlmr_qa", config={"max_seq_len": 16, "doc_stride": 4, "max_question_len": 64})
     with pytest.raises(ValueError, match="top_k"):
         nlp.add_pipe("xlmr_qa", config={"top_k": 0})
     nlp.add_pipe("xlmr_qa", config={"max_seq_len": 1000})
