@@ -102,6 +102,24 @@ def test_hf_labels_conflicting_with_added_labels(token_classification_checkpoint
         nlp.initialize()
 
 
+def test_hf_textcat_labels_conflicting_with_added_labels(single_label_checkpoint):
+    nlp = make_nlp(single_label_checkpoint)
+    textcat = nlp.add_pipe("xlmr_textcat", name="textcat")
+    textcat.add_label("finance")
+    nlp.config["initialize"]["components"]["textcat"] = {
+        "hf_checkpoint": str(single_label_checkpoint)
+    }
+    with pytest.raises(ValueError, match="Leave labels unset"):
+        nlp.initialize()
+
+
+def test_fill_mask_targets_checked_at_initialize(tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_fill_mask", config={"targets": ["Lisboa é bonita"]})
+    with pytest.raises(ValueError, match="isn't one token of the vocabulary"):
+        nlp.initialize()
+
+
 def test_head_needs_an_encoder():
     nlp = spacy.blank("xx")
     nlp.add_pipe("xlmr_qa", name="qa")

@@ -87,3 +87,28 @@ def test_saved_pipeline_with_a_malicious_head_is_refused(tiny_checkpoint, tmp_pa
     with pytest.raises(Exception):
         spacy.load(tmp_path / "pipeline")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_remote_code_in_a_checkpoint_is_never_run(tiny_checkpoint, tmp_path):
+    """A config.json that points the Auto classes at code shipped in the
+    directory: trust_remote_code stays off, the code isn't imported, and the
+    checkpoint loads as the XLM-R it declares."""
+    import json
+
+    directory = tmp_path / "remote-code"
+    shutil.copytree(tiny_checkpoint, directory)
+    marker = tmp_path / "pwned"
+    (directory / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "from transformers import XLMRobertaConfig, XLMRobertaModel\n"
+        "class EvilConfig(XLMRobertaConfig):\n    pass\n"
+        "class EvilModel(XLMRobertaModel):\n    pass\n",
+        encoding="utf8",
+    )
+    config = json.loads((directory / "config.json").read_text(encoding="utf8"))
+    config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}
+    (directory / "config.json").write_text(json.dumps(config), encoding="utf8")
+    nlp = make_nlp(directory)
+    nlp.initialize()
+    assert nlp("Lisboa")._.trf_data.model_output.last_hidden_state.shape[-1] == 64
+    assert not marker.exists()

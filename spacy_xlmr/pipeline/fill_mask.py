@@ -257,6 +257,7 @@ class XLMRFillMask(HeadPipe):
         self.cfg["width"] = listened_width(self.model, self.name)
         self.cfg["vocab_size"] = encoder_config.vocab_size
         self.cfg["eps"] = (config or encoder_config).layer_norm_eps
+        self._candidate_ids(encoder.attrs["tokenizer"])  # check the targets now
         self._build_head()
         if hf_checkpoint is not None:
             self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
