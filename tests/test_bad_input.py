@@ -187,21 +187,37 @@ def test_cats_exclusive_classes_cant_learn_are_reported(tiny_checkpoint):
                and "'Só desporto.'" in m for m in messages)
 
 
-def test_questions_longer_than_max_question_len_are_reported(tiny_checkpoint):
+def test_questions_and_answers_qa_cant_learn_are_reported(tiny_checkpoint):
     from spacy.training import Example
 
     nlp = make_nlp(tiny_checkpoint)
-    nlp.add_pipe("xlmr_qa", name="qa", config={"max_question_len": 4})
-    doc = nlp.make_doc("Golo do Benfica.")
-    doc._.qa_questions = [
-        {"id": "a", "question": "Quem marcou o golo do jogo de ontem à noite?",
-         "answers": [{"text": "Benfica", "answer_start": 8}]},
-    ]
-    short = nlp.make_doc("Golo do Benfica.")
-    short._.qa_questions = [{"id": "b", "question": "Quem?", "answers": []}]
-    examples = [Example(nlp.make_doc(d.text), d) for d in (doc, short)]
-    with pytest.warns(UserWarning, match=r"1 of 2 training examples: questions longer than max_question_len = 4"):
+    nlp.add_pipe("xlmr_qa", name="qa", config={
+        "max_question_len": 4, "max_seq_len": 16, "doc_stride": 4, "max_answer_len": 8,
+    })
+    text = "O golo do Benfica foi marcado por Rafa Silva no segundo tempo do jogo."
+    answer = "Rafa Silva no segundo tempo do jogo"
+    docs = []
+    for question, answer_text in [
+        ("Quem marcou o golo do jogo de ontem à noite?", "Benfica"),  # question cut
+        ("Quem?", answer),  # 13 pieces: more than max_answer_len and a window's context
+        ("Quem?", "Benfica"),  # fine
+    ]:
+        doc = nlp.make_doc(text)
+        doc._.qa_questions = [{
+            "id": "q", "question": question,
+            "answers": [{"text": answer_text, "answer_start": text.index(answer_text)}],
+        }]
+        docs.append(doc)
+    examples = [Example(nlp.make_doc(d.text), d) for d in docs]
+    with pytest.warns(UserWarning) as record:
         nlp.initialize(lambda: examples)
+    messages = [str(w.message) for w in record]
+    for problem in [
+        "questions longer than max_question_len = 4 pieces (cut)",
+        "answers longer than max_answer_len = 8 pieces",
+        "answers that no context window holds whole",
+    ]:
+        assert any(f"[qa] 1 of 3 training examples: {problem}" in m for m in messages), messages
 
 
 def test_empty_training_corpus_is_a_clear_error(tiny_checkpoint, tmp_path):

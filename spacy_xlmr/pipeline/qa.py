@@ -22,7 +22,6 @@ where a boundary falls inside a token (unsegmented Chinese or Thai with the
 answer text, not the span.
 """
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -370,11 +369,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         self.cfg["width"] = listened_width(self.model, self.name)
         encoder = encoder_of(self.model)
         check_loaded(encoder)
-        self._report_data_problems(
-            get_examples,
-            partial(_question_problems, encoder.attrs["tokenizer"], self.max_question_len),
-            report_all=False,
-        )
+        self._report_data_problems(get_examples, self._training_problems, report_all=False)
         self._check_max_seq_len()
         self._build_head()
         if hf_checkpoint is not None:
@@ -387,6 +382,34 @@ class XLMRQuestionAnswerer(HeadPipe):
         build_head_module(
             self.model.get_ref("head"), QuestionAnsweringHead, self.cfg["width"], 2
         )
+
+    def _training_problems(self, eg: Example) -> List[str]:
+        """What the head can't learn from in a reference doc's questions."""
+        questions = get_questions(eg.reference)
+        if not questions:
+            return ["no questions in doc._.qa_questions (nothing to learn from)"]
+        problems = set()
+        tokenizer = encoder_of(self.model).attrs["tokenizer"]
+        texts = [q["question"] for q in questions]
+        uncut = encode_questions(tokenizer, texts, self.max_question_len + 1)
+        if any(len(ids) > self.max_question_len for ids in uncut):
+            problems.add(f"questions longer than max_question_len = {self.max_question_len} pieces (cut)")
+        (doc_scores,), _ = self._encode([eg.reference], [questions])
+        for question in doc_scores.questions:
+            gold = _gold_pieces(question.question, doc_scores.context)
+            if gold is None:
+                continue
+            if gold[1] - gold[0] >= self.max_answer_len:
+                problems.add(
+                    f"answers longer than max_answer_len = {self.max_answer_len} "
+                    "pieces (never predicted whole)"
+                )
+            if all(_gold_positions(gold, window) == (0, 0) for window in question.windows):
+                problems.add(
+                    "answers that no context window holds whole (trained as "
+                    "unanswerable; raise max_seq_len or doc_stride)"
+                )
+        return sorted(problems)
 
     def _check_max_seq_len(self) -> None:
         config = get_transformer(encoder_of(self.model)).config
@@ -461,15 +484,6 @@ class XLMRQuestionAnswerer(HeadPipe):
         return sorted(answers, key=lambda a: a["score"], reverse=True)[: self.top_k], null_score
 
 
-def _question_problems(tokenizer, max_question_len: int, eg: Example) -> List[str]:
-    """What the QA head can't learn from in a reference doc."""
-    questions = get_questions(eg.reference)
-    if not questions:
-        return ["no questions in doc._.qa_questions (nothing to learn from)"]
-    lengths = encode_questions(tokenizer, [q["question"] for q in questions], max_question_len + 1)
-    if any(len(ids) > max_question_len for ids in lengths):
-        return [f"questions longer than max_question_len = {max_question_len} pieces (cut)"]
-    return []
 
 
 def _fill_logits(scores: List[DocScores], logits: List[Tuple[Floats1d, Floats1d]]) -> None:
