@@ -136,15 +136,8 @@ def _overrides(config, corpus: Dict[str, Path], encoder: Path) -> Dict[str, Any]
         "training.max_steps": 2,
         "training.eval_frequency": 2,
     }
-    for name in config["nlp"]["pipeline"]:
-        # Mixed precision trains with thinc's grad scaler, which needs CUDA:
-        #   thinc/shims/pytorch_grad_scaler.py, in _scale_tensor:
-        #   ValueError: Gradient scaling is not supported, requires capable GPU
-        #   and torch>=1.9.0
-        # (ner-base.cfg with --gpu-id -1 and only the other overrides, at the
-        # first backprop through the encoder).
-        if config["components"][name].get("model", {}).get("mixed_precision"):
-            overrides[f"components.{name}.model.mixed_precision"] = False
+    # mixed_precision stays on: on CPU the encoder warns and trains in fp32
+    # (thinc's loss scaler needs CUDA).
     return overrides
 
 

@@ -15,6 +15,7 @@ is resolved.
 """
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -83,7 +84,8 @@ def build_encoder(
     max_batch_pieces (int): Most positions (padding included) in one forward
         pass; a batch's windows are sorted by length and split accordingly.
         On CPU a batch also ends before its padding would pass 10%.
-    mixed_precision (bool): Run the encoder under autocast on GPU.
+    mixed_precision (bool): Train the encoder under autocast with loss
+        scaling; GPU only (on CPU: a warning, and fp32).
     grad_scaler_config (dict): Options for ``thinc.api.PyTorchGradScaler``;
         the scaler is enabled whenever mixed_precision is.
     inference_precision (str): Precision of predictions: "fp32", "bf16",
@@ -179,14 +181,23 @@ def set_encoder(
         transformer.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": False}
         )
+    mixed_precision = model.attrs["mixed_precision"]
+    if mixed_precision and isinstance(model.ops, NumpyOps):
+        warnings.warn(
+            "mixed_precision = true needs a GPU (CUDA autocast and loss "
+            "scaling): on CPU the encoder trains in fp32. Train with --gpu-id, "
+            "or set mixed_precision = false to silence this. For faster CPU "
+            "predictions, see inference_precision."
+        )
+        mixed_precision = False
     grad_scaler = PyTorchGradScaler(
-        **{"enabled": model.attrs["mixed_precision"], **model.attrs["grad_scaler_config"]}
+        **{"enabled": mixed_precision, **model.attrs["grad_scaler_config"]}
     )
     wrapper = PyTorchWrapper_v2(
         transformer,
         convert_inputs=_convert_inputs,
         convert_outputs=_convert_outputs,
-        mixed_precision=model.attrs["mixed_precision"],
+        mixed_precision=mixed_precision,
         grad_scaler=grad_scaler,
     )
     if model.layers:
