@@ -55,6 +55,23 @@ def test_missing_nested_relative_directory_is_not_taken_for_a_hub_name(tmp_path,
         load_config("pipe/transformer/model")
 
 
+@pytest.mark.parametrize("missing", ["transformer/model", "ner/model"])
+def test_saved_pipeline_with_missing_weights(tiny_checkpoint, tmp_path, missing, monkeypatch):
+    import shutil
+
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_ner", name="ner")
+    nlp.get_pipe("transformer").initialize(lambda: [], nlp=nlp)
+    nlp.get_pipe("ner").initialize(lambda: [], nlp=nlp, labels=["PER"])
+    nlp.to_disk(tmp_path / "pipe")
+    target = tmp_path / "pipe" / missing
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    monkeypatch.chdir(tmp_path)  # a relative path, as users type it
+    error = CheckpointError if missing.startswith("transformer") else FileNotFoundError
+    with pytest.raises(error, match="directory"):
+        spacy.load("pipe")
+
+
 @pytest.mark.parametrize("damage", ["config", "weights", "tokenizer"])
 def test_corrupt_model_directory(tiny_checkpoint, tmp_path, damage):
     import shutil

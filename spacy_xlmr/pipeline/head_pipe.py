@@ -139,6 +139,13 @@ class HeadPipe(TrainablePipe):
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
     ) -> "HeadPipe":
         """Load the component from a directory written by ``to_disk``."""
+        if "model" not in exclude and not (Path(path) / "model").is_file():
+            raise FileNotFoundError(
+                f"[{self.name}] The pipeline directory is incomplete: "
+                f"'{Path(path) / 'model'}' (this component's weights) is missing. "
+                "Save the pipeline again with nlp.to_disk(), or copy the whole "
+                "directory."
+            )
         deserialize = {
             "cfg": lambda p: self.cfg.update(deserialize_config(p)),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
