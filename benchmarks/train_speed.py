@@ -1,0 +1,642 @@
+#!/usr/bin/env python
+"""Training speed and memory of `spacy train`: spacy_xlmr vs spacy-transformers.
+
+Runs ``python -m spacy train`` for a fixed number of update steps, one
+subprocess per run, and reports the words per second of the update steps and
+the peak resident memory of the process:
+
+  A. ``xlmr_transformer`` + ``xlmr_ner``: ``configs/ner-tiny.cfg``
+  B. spacy-transformers ``transformer`` (TransformerModel.v3) + spaCy ``ner``
+     (TransformerListener.v1, reduce_mean): ``configs/ner-tiny.cfg`` with its
+     [components] replaced by those of ``benchmarks/configs/ner_spacy_trf.cfg``
+  C. A with ``gradient_checkpointing = true`` on the encoder
+     (``spacy-xlmr.Encoder.v1``); only for the sizes in ``--gc-sizes``
+     (default: base)
+
+each with a tiny and a base-sized XLM-R checkpoint (random weights, built once
+under ``--checkpoints``, default ``--output``, with
+``spacy_xlmr.checkpoints.build_checkpoint``; the
+SentencePiece vocabulary, about 8k pieces, is trained on ``data/text``, so the
+base-sized model has xlm-roberta-base's encoder layers but a much smaller
+embedding matrix, see ``--full-vocab``).
+
+The configs actually run are written to ``<output>/configs/``. Everything but
+[components] comes from ``configs/ner-tiny.cfg``, with these changes, the same
+for every system of a size:
+
+* ``[training.batcher]``: the config's batcher (tiny: ``batch_by_words.v1``,
+  1000 words; base: ``batch_by_sequence.v1``, ``--base-batch`` sentences)
+  wrapped in ``spacy-xlmr-train-speed.batches.v1``, which fixes each epoch's
+  order with its own seeded RNG (so all systems see the same batches) and
+  timestamps every batch.
+* ``[training.logger]``: ``spacy-xlmr-train-speed.logger.v1`` (spaCy's console
+  logger plus one JSON record per step, see below).
+* ``training.max_steps``; ``training.eval_frequency`` larger than that, so the
+  dev set (the first ``--dev-limit`` sentences) is scored only at step 0, which
+  spaCy always evaluates. ``spacy train`` runs without ``--output``: nothing is
+  saved.
+* base only: learn rate 5e-5 (as ``configs/ner-base.cfg``), warmup 10% of the
+  steps. The learn rate doesn't change the work per step.
+
+How words/s is computed. spaCy's loop runs steps 0..max_steps. For every step
+the batcher wrapper records the time (``time.perf_counter``, and the process CPU
+time, ``time.process_time``) just before it hands the batch to the loop, and the
+logger records them again when the loop calls it after that step: the
+interval covers ``nlp.update`` (forward and backward of every component), each
+component's ``finish_update`` (the optimizer) and the schedule step; it
+excludes reading and batching the data. Step 0 (evaluated) and the following
+``--tiny-warmup`` / ``--base-warmup`` steps are not timed. words/s = sum of the timed steps' words /
+sum of their intervals, where a step's words are ``sum(len(eg) for eg in
+batch)``, the number spaCy's own logger counts (tokens of the predicted docs;
+the corpus has ``gold_preproc = false``, so spaCy's ``xx`` tokenizer's tokens).
+"words/CPU-s" divides by CPU time instead of wall time; with one thread per
+process it is the measure less affected by other jobs on a shared machine.
+
+Memory, read by the logger inside the ``spacy train`` process from
+``/proc/self/status``. "train peak" is the peak during the update steps only:
+the logger resets the kernel's high-water mark (``/proc/self/clear_refs``,
+``5``) when it is set up (after the pipeline is initialised) and after step 0
+(evaluated), and reads ``VmHWM`` after every step; "train peak" is the maximum
+over the non-evaluated steps, so it includes the weights, gradients, Adam
+moments and the activations of the largest step, but not the start-up peak.
+"peak RSS" is the peak of the whole process up to the last step (the maximum
+of all readings, the one at set-up included). ``ru_maxrss`` from ``os.wait4``
+is in the JSON but not used: exec() carries the RSS of the forked child, that
+is of this driver, into it.
+
+glibc's malloc keeps much of the memory torch frees in its heap (its mmap
+threshold rises after large blocks are freed), so RSS grows over a run by
+more than the live memory: ``malloc_trim(0)`` after 1000 tiny steps brought
+one process from 1584 to 521 MB. ``--malloc-mmap-threshold 131072`` sets
+``MALLOC_MMAP_THRESHOLD_`` for the training processes: large blocks are then
+mapped and unmapped each time, and the peaks measure live memory (the time
+per step then includes those page faults, so take speed from a run without).
+
+``--xlmr-rev REV`` exports ``spacy_xlmr/`` and ``configs/`` of git revision
+REV under ``--output`` and puts it first on the training processes'
+PYTHONPATH (they run in their run directory, not the repository root, since
+``python -m`` puts the working directory before PYTHONPATH), so a run
+measures one commit even while the working tree is being edited.
+
+Usage (from the repository root):
+
+    /work/venv/bin/python benchmarks/train_speed.py
+    /work/venv/bin/python benchmarks/train_speed.py --sizes tiny --tiny-steps 50
+
+This file is also passed to ``spacy train --code`` (it registers the batcher
+wrapper and the logger).
+"""
+import argparse
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional
+
+from spacy.util import registry
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+from ner_uner import _example_key, machine, thread_env, versions  # noqa: E402
+
+BASE_CONFIG = REPO / "configs" / "ner-tiny.cfg"
+SPACY_TRF_CONFIG = HERE / "configs" / "ner_spacy_trf.cfg"
+SYSTEMS = {
+    # key: (label, description)
+    "A": ("spacy_xlmr", "xlmr_transformer + xlmr_ner (configs/ner-tiny.cfg)"),
+    "B": (
+        "spacy-transformers + ner",
+        "transformer (TransformerModel.v3, strided spans 128/96) + spaCy ner "
+        "(TransitionBasedParser.v2, TransformerListener.v1, reduce_mean)",
+    ),
+    "C": ("spacy_xlmr, gradient checkpointing", "A with gradient_checkpointing = true"),
+}
+FULL_VOCAB = 250002  # xlm-roberta-base's embedding rows
+
+
+# ---------------------------------------------------------------------------
+# Registered functions used by the configs (loaded with `spacy train --code`).
+# ---------------------------------------------------------------------------
+
+_BATCHES: Dict[str, List] = {"start": [], "cpu_start": [], "words": []}
+
+
+@registry.batchers("spacy-xlmr-train-speed.batches.v1")
+def timed_batches(
+    batcher: Callable[[Iterable], Iterable[List]], shuffle_seed: Optional[int] = None
+) -> Callable:
+    """Wrap a batcher: put each epoch's examples in a canonical order,
+    shuffle them with a private RNG seeded by (shuffle_seed, epoch), and
+    record when each batch is handed to the training loop (wall and CPU
+    time) and its words."""
+    epochs = [0]
+
+    def batch(items: Iterable) -> Iterable[List]:
+        if shuffle_seed is not None:
+            items = sorted(items, key=_example_key)
+            random.Random(f"{shuffle_seed}-{epochs[0]}").shuffle(items)
+        epochs[0] += 1
+        for examples in batcher(items):
+            _BATCHES["words"].append(sum(len(eg) for eg in examples))
+            _BATCHES["cpu_start"].append(time.process_time())
+            _BATCHES["start"].append(time.perf_counter())
+            yield examples
+
+    return batch
+
+
+def _proc_status_kb(*keys: str) -> Dict[str, int]:
+    values = {}
+    with open("/proc/self/status", encoding="utf8") as file_:
+        for line in file_:
+            name, _, rest = line.partition(":")
+            if name in keys:
+                values[name] = int(rest.split()[0])
+    return values
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's VmHWM of this process to its current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as file_:
+            file_.write("5")
+        return True
+    except OSError:
+        return False
+
+
+@registry.loggers("spacy-xlmr-train-speed.logger.v1")
+def step_logger(path: Optional[str] = None) -> Callable:
+    """spaCy's console logger, plus a JSON file with one record per step:
+    start/end wall and CPU time, words, whether it was evaluated, and the
+    process's VmRSS and VmHWM after the step. The high-water mark is reset
+    when the logger is set up (after the pipeline is initialised) and after
+    every evaluated step, so a non-evaluated step's VmHWM is the peak since
+    the last evaluation."""
+    console = registry.loggers.get("spacy.ConsoleLogger.v3")(progress_bar=None)
+
+    def setup(nlp, stdout=sys.stdout, stderr=sys.stderr):
+        log_console, finalize_console = console(nlp, stdout, stderr)
+        init_mem = _proc_status_kb("VmRSS", "VmHWM")
+        can_reset = _reset_peak_rss()
+        steps: List[Dict] = []
+
+        def log_step(info: Optional[Dict]) -> None:
+            end = time.perf_counter()
+            cpu_end = time.process_time()
+            mem = _proc_status_kb("VmRSS", "VmHWM")
+            i = len(steps)
+            record = {
+                "step": i,
+                "start": _BATCHES["start"][i],
+                "end": end,
+                "cpu_start": _BATCHES["cpu_start"][i],
+                "cpu_end": cpu_end,
+                "words": _BATCHES["words"][i],
+                "evaluated": info is not None,
+                "rss_kb": mem["VmRSS"],
+                "hwm_kb": mem["VmHWM"],
+            }
+            if info is not None:
+                record["losses"] = {k: float(v) for k, v in info["losses"].items()}
+                _reset_peak_rss()
+            steps.append(record)
+            log_console(info)
+
+        def finalize() -> None:
+            finalize_console()
+            if path:
+                import spacy_xlmr
+
+                data = {
+                    "spacy_xlmr_file": spacy_xlmr.__file__,
+                    "init_rss_kb": init_mem["VmRSS"],
+                    "init_hwm_kb": init_mem["VmHWM"],
+                    "hwm_reset_supported": can_reset,
+                    "steps": steps,
+                }
+                Path(path).write_text(json.dumps(data), encoding="utf8")
+
+        return log_step, finalize
+
+    return setup
+
+
+# ---------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------
+
+
+def build_checkpoints(out: Path, sizes: List[str], seed: int, full_vocab: bool) -> Dict[str, Path]:
+    """Tiny and/or base-sized checkpoints under ``out``, built once."""
+    from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
+
+    dirs = {}
+    for size in sizes:
+        path = out / (f"checkpoint-{size}" + ("-fullvocab" if full_vocab else ""))
+        if not (path / "config.json").exists():
+            print(f"Building the {size} checkpoint in {path}", flush=True)
+            start = time.perf_counter()
+            build_checkpoint(path, shipped_texts(), size=size, seed=seed)
+            if full_vocab:
+                import torch
+                from transformers import XLMRobertaModel
+
+                model = XLMRobertaModel.from_pretrained(str(path), add_pooling_layer=False)
+                torch.manual_seed(seed)
+                # Rows the tokenizer never produces: only their memory (and
+                # the optimizer's work on them) matters.
+                model.resize_token_embeddings(FULL_VOCAB, mean_resizing=False)
+                model.save_pretrained(str(path))
+            print(f"  {time.perf_counter() - start:.0f} s", flush=True)
+        dirs[size] = path.resolve()
+    return dirs
+
+
+def export_library(rev: str, out: Path) -> Path:
+    """Export spacy_xlmr and configs/ at git revision ``rev`` to
+    ``out/spacy_xlmr-<sha>``, with a ``.dist-info`` holding that revision's
+    entry points (spaCy finds factories through them; the first distribution
+    on the path wins). The training processes get it first on PYTHONPATH, so
+    they run that commit whatever the working tree (editable install) holds
+    while the benchmark runs."""
+    import io
+    import tarfile
+    import tomllib
+
+    sha = subprocess.run(
+        ["git", "rev-parse", rev], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dest = out / f"spacy_xlmr-{sha[:12]}"
+    if (dest / "REVISION").exists():
+        return dest
+    archive = subprocess.run(
+        ["git", "archive", sha, "spacy_xlmr", "configs", "pyproject.toml"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    project = tomllib.loads((dest / "pyproject.toml").read_text(encoding="utf8"))["project"]
+    dist = dest / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n",
+        encoding="utf8",
+    )
+    groups = dict(project.get("entry-points", {}))
+    (dist / "entry_points.txt").write_text(
+        "".join(
+            f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in eps.items()) + "\n"
+            for group, eps in groups.items()
+        ),
+        encoding="utf8",
+    )
+    (dest / "REVISION").write_text(sha + "\n", encoding="utf8")
+    return dest
+
+
+def convert_data(data_dir: Path, out_dir: Path, dev_limit: int) -> Dict:
+    from spacy_xlmr.convert.iob2 import convert_iob2
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = {}
+    for split, limit in (("train", None), ("dev", dev_limit)):
+        result = convert_iob2(
+            data_dir / f"{split}.iob2", out_dir / f"{split}.spacy",
+            lang="xx", n_sents=1, limit=limit,
+        )
+        stats[split] = {
+            "file": str(data_dir / f"{split}.iob2"),
+            "docs": result.docs,
+            "tokens": result.tokens,
+            "entities": sum(result.entities.values()),
+        }
+    return stats
+
+
+def make_config(system: str, size: str, args, path: Path) -> Dict:
+    """Write the config of one run to ``path``; return a summary of what
+    differs from configs/ner-tiny.cfg."""
+    from spacy.util import load_config
+
+    base_config = args.xlmr_src / "configs" / BASE_CONFIG.name if args.xlmr_src else BASE_CONFIG
+    cfg = load_config(base_config, interpolate=False)
+    changes: Dict[str, object] = {}
+    if system == "B":
+        trf = load_config(SPACY_TRF_CONFIG, interpolate=False)
+        components = trf["components"]
+        components["transformer"]["model"]["name"] = "${paths.encoder}"
+        cfg["components"] = components
+        # [initialize.components.ner] holds xlmr_ner's settings.
+        cfg["initialize"]["components"] = {}
+        changes["components"] = f"from {SPACY_TRF_CONFIG.relative_to(REPO)}"
+    if system == "C":
+        cfg["components"]["transformer"]["model"]["gradient_checkpointing"] = True
+        changes["components.transformer.model.gradient_checkpointing"] = True
+    T = cfg["training"]
+    steps = args.tiny_steps if size == "tiny" else args.base_steps
+    T["max_steps"] = steps
+    T["eval_frequency"] = steps + 1000  # only step 0 is evaluated
+    inner = dict(T["batcher"])
+    if size == "base":
+        inner = {
+            "@batchers": "spacy.batch_by_sequence.v1", "size": args.base_batch, "get_length": None,
+        }
+        T["optimizer"]["learn_rate"]["initial_rate"] = 5e-5
+        T["optimizer"]["learn_rate"]["warmup_steps"] = max(1, steps // 10)
+        changes["training.optimizer.learn_rate"] = (
+            f"initial_rate 5e-5, warmup_steps {max(1, steps // 10)}"
+        )
+    T["batcher"] = {
+        "@batchers": "spacy-xlmr-train-speed.batches.v1",
+        "shuffle_seed": "${system.seed}",
+        "batcher": inner,
+    }
+    T["logger"] = {"@loggers": "spacy-xlmr-train-speed.logger.v1", "path": "${paths.train_log}"}
+    cfg["paths"]["train_log"] = None
+    changes.update(
+        {
+            "training.max_steps": steps,
+            "training.eval_frequency": T["eval_frequency"],
+            "training.batcher": {k: v for k, v in inner.items() if v is not None},
+            "training.logger": "spacy-xlmr-train-speed.logger.v1",
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg.to_disk(path)
+    return changes
+
+
+def run_measured(
+    cmd: List[str], log_path: Path, threads: int, mmap_threshold: Optional[int] = None,
+    xlmr_src: Optional[Path] = None,
+) -> Dict:
+    """Run ``cmd`` in ``log_path``'s directory, output to ``log_path``; return its wall
+    time and CPU time (and ``ru_maxrss``, see the module docstring)."""
+    print("$ " + " ".join(cmd), flush=True)
+    env = thread_env(threads)
+    if xlmr_src is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(xlmr_src), *filter(None, [env.get("PYTHONPATH")])]
+        )
+    if mmap_threshold is not None:
+        # A fixed threshold also turns off glibc's dynamic one, which lets
+        # freed large blocks stay in the heap (RSS that isn't live memory).
+        env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
+    start = time.perf_counter()
+    with log_path.open("w", encoding="utf8") as log:
+        # Not from the repository root: `python -m` puts the working
+        # directory first on sys.path, before PYTHONPATH (--xlmr-rev).
+        proc = subprocess.Popen(
+            cmd, cwd=log_path.parent, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = log_path.read_text(encoding="utf8")[-4000:]
+        raise RuntimeError(f"Command failed ({proc.returncode}), log {log_path}:\n{tail}")
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        # Linux, KiB. Not used in the table: exec() carries the RSS the
+        # (v)forked child had, i.e. this driver's, into ru_maxrss.
+        "ru_maxrss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def step_stats(log: Dict, warmup: int) -> Dict:
+    steps = log["steps"]
+    timed = [s for s in steps[1 + warmup :] if not s["evaluated"]]
+    wall = sum(s["end"] - s["start"] for s in timed)
+    cpu = sum(s["cpu_end"] - s["cpu_start"] for s in timed)
+    words = sum(s["words"] for s in timed)
+    per_step = sorted(s["end"] - s["start"] for s in timed)
+    train_hwm = [s["hwm_kb"] for s in steps if not s["evaluated"]]
+    return {
+        "steps": len(steps),
+        "timed_steps": len(timed),
+        "timed_words": words,
+        "words_per_step": words / len(timed) if timed else None,
+        "timed_wall_s": wall,
+        "timed_cpu_s": cpu,
+        "words_per_s": words / wall if wall else None,
+        "words_per_cpu_s": words / cpu if cpu else None,
+        "step_s_median": per_step[len(per_step) // 2] if per_step else None,
+        "step_s_min": per_step[0] if per_step else None,
+        "step_s_max": per_step[-1] if per_step else None,
+        # Same fingerprint in two runs = same batch sizes in the same order.
+        "batch_words_fingerprint": hashlib.sha1(
+            ",".join(str(s["words"]) for s in steps).encode()
+        ).hexdigest()[:12],
+        "init_peak_rss_mb": log["init_hwm_kb"] / 1024,
+        # The whole process: start-up to the last step (VmHWM is only reset
+        # right after it was read, so the maximum of the readings is the peak).
+        "peak_rss_mb": max([log["init_hwm_kb"]] + [s["hwm_kb"] for s in steps]) / 1024,
+        "train_peak_rss_mb": (
+            max(train_hwm) / 1024 if train_hwm and log["hwm_reset_supported"] else None
+        ),
+        "rss_after_last_step_mb": steps[-1]["rss_kb"] / 1024 if steps else None,
+        # spaCy passes losses to the logger only at evaluated steps: step 0.
+        "losses_at_last_eval": next((s["losses"] for s in reversed(steps) if "losses" in s), None),
+    }
+
+
+def run_one(system: str, size: str, checkpoint: Path, data: Path, out: Path, args) -> Dict:
+    run_dir = out / "runs" / f"{size}-{system}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = out / "configs" / f"{size}-{system}.cfg"
+    changes = make_config(system, size, args, config)
+    train_log = run_dir / "steps.json"
+    cmd = [
+        sys.executable, "-m", "spacy", "train", str(config),
+        "--code", str(Path(__file__).resolve()),
+        "--gpu-id", "-1",
+        "--paths.train", str(data / "train.spacy"),
+        "--paths.dev", str(data / "dev.spacy"),
+        "--paths.encoder", str(checkpoint),
+        "--paths.train_log", str(train_log),
+        "--system.seed", str(args.seed),
+    ]
+    load_before = os.getloadavg()[0]
+    proc = run_measured(
+        cmd, run_dir / "train.log", args.threads, args.malloc_mmap_threshold, args.xlmr_src
+    )
+    load_after = os.getloadavg()[0]
+    log = json.loads(train_log.read_text(encoding="utf8"))
+    warmup = args.tiny_warmup if size == "tiny" else args.base_warmup
+    return {
+        "system": system,
+        "label": SYSTEMS[system][0],
+        "description": SYSTEMS[system][1],
+        "size": size,
+        "checkpoint": str(checkpoint),
+        "config": str(config),
+        "config_changes": changes,
+        "command": cmd,
+        "process": proc,
+        "loadavg_1min_before_after": [load_before, load_after],
+        "warmup_steps_skipped": warmup,
+        "training": step_stats(log, warmup),
+    }
+
+
+def git_state(xlmr_src: Optional[Path]) -> Dict[str, object]:
+    """The repository's commit, whether spacy_xlmr/ had uncommitted changes
+    at the start, and which spacy_xlmr the training processes import."""
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *cmd], cwd=REPO, capture_output=True, text=True
+            ).stdout.strip()
+        except OSError:
+            return "?"
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "spacy_xlmr_modified": git(
+            "status", "--porcelain", "--", "spacy_xlmr", "configs"
+        ).splitlines(),
+        "spacy_xlmr_source": (
+            f"{xlmr_src} (commit {(xlmr_src / 'REVISION').read_text().strip()})"
+            if xlmr_src else "installed (editable: the working tree, read by each run at its start)"
+        ),
+    }
+
+
+def fmt(x, spec=".0f") -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def markdown_table(results: Dict) -> str:
+    lines = [
+        "| system | encoder | steps (timed) | words/step | words/s | words/CPU-s "
+        "| ratio to B (words/s) | peak RSS MB | train peak RSS MB | ratio to B (train peak) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size, by_system in results["runs"].items():
+        ref = by_system.get("B")
+        for key, r in by_system.items():
+            t = r["training"]
+            ratio = ratio_mem = None
+            if ref is not None:
+                rt = ref["training"]
+                if t["words_per_s"] and rt["words_per_s"]:
+                    ratio = t["words_per_s"] / rt["words_per_s"]
+                if t["train_peak_rss_mb"] and rt["train_peak_rss_mb"]:
+                    ratio_mem = t["train_peak_rss_mb"] / rt["train_peak_rss_mb"]
+            lines.append(
+                f"| {key}. {r['label']} | {size} | {t['steps']} ({t['timed_steps']}) | "
+                f"{fmt(t['words_per_step'])} | {fmt(t['words_per_s'])} | "
+                f"{fmt(t['words_per_cpu_s'])} | "
+                f"{fmt(ratio, '.2f')} | {fmt(t['peak_rss_mb'])} | "
+                f"{fmt(t['train_peak_rss_mb'])} | {fmt(ratio_mem, '.2f')} |"
+            )
+    for size, by_system in results["runs"].items():
+        if "A" in by_system and "C" in by_system:
+            a, c = by_system["A"]["training"], by_system["C"]["training"]
+            keys = ("words_per_s", "words_per_cpu_s", "train_peak_rss_mb")
+            if not all(a[k] and c[k] for k in keys):
+                continue
+            saved = a["train_peak_rss_mb"] - c["train_peak_rss_mb"]
+            lines.append("")
+            lines.append(
+                f"Gradient checkpointing, {size}: "
+                f"C/A words/s {c['words_per_s'] / a['words_per_s']:.2f} "
+                f"(words/CPU-s {c['words_per_cpu_s'] / a['words_per_cpu_s']:.2f}); train peak RSS "
+                f"{a['train_peak_rss_mb']:.0f} → {c['train_peak_rss_mb']:.0f} MB "
+                f"({saved:.0f} MB saved, {100 * saved / a['train_peak_rss_mb']:.1f}%)."
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "base"],
+                        choices=["tiny", "small", "base"])
+    parser.add_argument("--systems", default="AB", help="letters of A, B, C for every size")
+    parser.add_argument("--gc-sizes", nargs="*", default=["base"],
+                        help="sizes for which C (gradient checkpointing) also runs")
+    parser.add_argument("--tiny-steps", type=int, default=300,
+                        help="max_steps for tiny (and small)")
+    parser.add_argument("--base-steps", type=int, default=25, help="max_steps for base")
+    parser.add_argument("--tiny-warmup", type=int, default=20,
+                        help="steps after step 0 not timed (tiny)")
+    parser.add_argument("--base-warmup", type=int, default=3,
+                        help="steps after step 0 not timed (base)")
+    parser.add_argument("--base-batch", type=int, default=16, help="sentences per update (base)")
+    parser.add_argument("--lang", default="pt", help="data/ner/uner-<lang>")
+    parser.add_argument("--dev-limit", type=int, default=20,
+                        help="dev sentences (scored once, at step 0)")
+    parser.add_argument("--full-vocab", action="store_true",
+                        help=f"resize the embeddings to xlm-roberta-base's {FULL_VOCAB} rows")
+    parser.add_argument("--malloc-mmap-threshold", type=int, default=None,
+                        help="set MALLOC_MMAP_THRESHOLD_ (bytes) for the training processes")
+    parser.add_argument("--checkpoints", type=Path, default=None,
+                        help="where the checkpoints are built/cached (default: --output)")
+    parser.add_argument("--xlmr-rev", default=None,
+                        help="run spacy_xlmr and configs/ of this git revision (e.g. HEAD), "
+                             "exported under --output, instead of the working tree")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per process")
+    parser.add_argument("--output", type=Path,
+                        default=REPO / "benchmarks" / "output" / "train_speed")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    out = args.output.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    args.xlmr_src = export_library(args.xlmr_rev, out).resolve() if args.xlmr_rev else None
+    if args.xlmr_src:  # checkpoints and data conversion too
+        sys.path.insert(0, str(args.xlmr_src))
+    ckpt_root = (args.checkpoints or out).resolve()
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    checkpoints = build_checkpoints(ckpt_root, args.sizes, args.seed, args.full_vocab)
+    data = out / "data" / args.lang
+    data_stats = convert_data(REPO / "data" / "ner" / f"uner-{args.lang}", data, args.dev_limit)
+    results = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "machine": machine(),
+        "versions": versions(),
+        "git": git_state(args.xlmr_src),
+        "data": data_stats,
+        "runs": {},
+    }
+    results_path = out / "results.json"
+    for size in args.sizes:
+        systems = args.systems + ("C" if size in args.gc_sizes and "C" not in args.systems else "")
+        results["runs"][size] = {}
+        for key in systems:
+            print(f"== {size}: system {key} ({SYSTEMS[key][0]})", flush=True)
+            r = run_one(key, size, checkpoints[size], data, out, args)
+            results["runs"][size][key] = r
+            t = r["training"]
+            print(
+                f"   words/s={fmt(t['words_per_s'])} words/CPU-s={fmt(t['words_per_cpu_s'])} "
+                f"peak RSS={t['peak_rss_mb']:.0f} MB "
+                f"train peak={fmt(t['train_peak_rss_mb'])} MB wall={r['process']['wall_s']:.0f} s",
+                flush=True,
+            )
+            results_path.write_text(json.dumps(results, indent=2), encoding="utf8")
+    results["total_wall_s"] = time.perf_counter() - start
+    results_path.write_text(json.dumps(results, indent=2), encoding="utf8")
+    table = markdown_table(results)
+    (out / "results.md").write_text(table + "\n", encoding="utf8")
+    print()
+    print(table)
+    print(f"\nTotal wall time: {results['total_wall_s']:.0f} s; results in {results_path}")
+
+
+if __name__ == "__main__":
+    main()
