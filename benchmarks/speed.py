@@ -431,7 +431,9 @@ def build_trained_tiny(root: Path, seed: int, threads: int, xlmr_src: Optional[P
     ]
     with (dest / "build.log").open("w", encoding="utf8") as log:
         for cmd in commands:
-            subprocess.run([sys.executable, *cmd], cwd=REPO, env=env, stdout=log,
+            # Not from REPO: `python -m` puts the working directory first on
+            # sys.path, ahead of the --xlmr-rev export on PYTHONPATH.
+            subprocess.run([sys.executable, *cmd], cwd=dest, env=env, stdout=log,
                            stderr=subprocess.STDOUT, check=True)
     meta = json.loads((best / "meta.json").read_text(encoding="utf8"))
     info = {"config": config_source, "steps": TRAINED_TINY_STEPS, "train": "data/ner/uner-pt/train.iob2",
