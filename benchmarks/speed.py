@@ -1488,12 +1488,14 @@ def compare(result: Dict, systems: Dict[str, Dict], docs: List[Dict]) -> None:
         }
 
 
-def export_library(rev: str, out: Path) -> Path:
-    """Export spacy_xlmr at git revision ``rev`` to ``out/spacy_xlmr-<sha>``,
-    with a ``.dist-info`` holding that revision's entry points (spaCy finds
-    factories through them; the first distribution on the path wins), so the
-    workers measure that commit whatever the working tree or the editable
-    install hold."""
+def export_library(
+    rev: str, out: Path, paths: Tuple[str, ...] = ("spacy_xlmr", "pyproject.toml")
+) -> Path:
+    """Export ``paths`` (spacy_xlmr, and e.g. configs) at git revision ``rev``
+    to ``out/spacy_xlmr-<sha>``, with a ``.dist-info`` holding that
+    revision's entry points (spaCy finds factories through them; the first
+    distribution on the path wins), so the workers measure that commit
+    whatever the working tree or the editable install hold."""
     import io
     import tarfile
     import tomllib
@@ -1501,9 +1503,9 @@ def export_library(rev: str, out: Path) -> Path:
     sha = subprocess.run(["git", "rev-parse", rev], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout.strip()
     dest = out / f"spacy_xlmr-{sha[:12]}"
-    if (dest / "spacy_xlmr" / "__init__.py").exists():
+    if (dest / "REVISION").exists() and all((dest / path).exists() for path in paths):
         return dest
-    archive = subprocess.run(["git", "archive", sha, "spacy_xlmr", "pyproject.toml"], cwd=REPO,
+    archive = subprocess.run(["git", "archive", sha, *paths], cwd=REPO,
                              capture_output=True, check=True).stdout
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:

@@ -104,6 +104,7 @@ REPO = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 from ner_uner import _example_key, machine, thread_env, versions  # noqa: E402
+from speed import export_library  # noqa: E402
 
 BASE_CONFIG = REPO / "configs" / "ner-tiny.cfg"
 SPACY_TRF_CONFIG = HERE / "configs" / "ner_spacy_trf.cfg"
@@ -257,49 +258,6 @@ def build_checkpoints(out: Path, sizes: List[str], seed: int, full_vocab: bool) 
             print(f"  {time.perf_counter() - start:.0f} s", flush=True)
         dirs[size] = path.resolve()
     return dirs
-
-
-def export_library(rev: str, out: Path) -> Path:
-    """Export spacy_xlmr and configs/ at git revision ``rev`` to
-    ``out/spacy_xlmr-<sha>``, with a ``.dist-info`` holding that revision's
-    entry points (spaCy finds factories through them; the first distribution
-    on the path wins). The training processes get it first on PYTHONPATH, so
-    they run that commit whatever the working tree (editable install) holds
-    while the benchmark runs."""
-    import io
-    import tarfile
-    import tomllib
-
-    sha = subprocess.run(
-        ["git", "rev-parse", rev], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    dest = out / f"spacy_xlmr-{sha[:12]}"
-    if (dest / "REVISION").exists():
-        return dest
-    archive = subprocess.run(
-        ["git", "archive", sha, "spacy_xlmr", "configs", "pyproject.toml"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(dest, filter="data")
-    project = tomllib.loads((dest / "pyproject.toml").read_text(encoding="utf8"))["project"]
-    dist = dest / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
-    dist.mkdir(exist_ok=True)
-    (dist / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n",
-        encoding="utf8",
-    )
-    groups = dict(project.get("entry-points", {}))
-    (dist / "entry_points.txt").write_text(
-        "".join(
-            f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in eps.items()) + "\n"
-            for group, eps in groups.items()
-        ),
-        encoding="utf8",
-    )
-    (dest / "REVISION").write_text(sha + "\n", encoding="utf8")
-    return dest
 
 
 def convert_data(data_dir: Path, out_dir: Path, dev_limit: int) -> Dict:
@@ -596,7 +554,10 @@ def main() -> None:
     start = time.perf_counter()
     out = args.output.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    args.xlmr_src = export_library(args.xlmr_rev, out).resolve() if args.xlmr_rev else None
+    args.xlmr_src = (
+        export_library(args.xlmr_rev, out, ("spacy_xlmr", "configs", "pyproject.toml")).resolve()
+        if args.xlmr_rev else None
+    )
     if args.xlmr_src:  # checkpoints and data conversion too
         sys.path.insert(0, str(args.xlmr_src))
     ckpt_root = (args.checkpoints or out).resolve()

@@ -108,24 +108,15 @@ def test_unknown_label_scheme(tiny_checkpoint):
         nlp.add_pipe("xlmr_ner", config={"scheme": "BIOES"})
 
 
-def test_hf_labels_conflicting_with_added_labels(token_classification_checkpoint):
-    nlp = make_nlp(token_classification_checkpoint)
-    ner = nlp.add_pipe("xlmr_ner", name="ner")
-    ner.add_label("MISC")
-    nlp.config["initialize"]["components"]["ner"] = {
-        "hf_checkpoint": str(token_classification_checkpoint)
-    }
-    with pytest.raises(ValueError, match="Leave labels unset"):
-        nlp.initialize()
-
-
-def test_hf_textcat_labels_conflicting_with_added_labels(single_label_checkpoint):
-    nlp = make_nlp(single_label_checkpoint)
-    textcat = nlp.add_pipe("xlmr_textcat", name="textcat")
-    textcat.add_label("finance")
-    nlp.config["initialize"]["components"]["textcat"] = {
-        "hf_checkpoint": str(single_label_checkpoint)
-    }
+@pytest.mark.parametrize("factory,checkpoint,label", [
+    ("xlmr_ner", "token_classification_checkpoint", "MISC"),
+    ("xlmr_textcat", "single_label_checkpoint", "finance"),
+])
+def test_hf_labels_conflicting_with_added_labels(request, factory, checkpoint, label):
+    checkpoint = request.getfixturevalue(checkpoint)
+    nlp = make_nlp(checkpoint)
+    nlp.add_pipe(factory, name="head").add_label(label)
+    nlp.config["initialize"]["components"]["head"] = {"hf_checkpoint": str(checkpoint)}
     with pytest.raises(ValueError, match="Leave labels unset"):
         nlp.initialize()
 
