@@ -393,7 +393,9 @@ class XLMRQuestionAnswerer(HeadPipe):
         texts = [q["question"] for q in questions]
         uncut = encode_questions(tokenizer, texts, self.max_question_len + 1)
         if any(len(ids) > self.max_question_len for ids in uncut):
-            problems.add(f"questions longer than max_question_len = {self.max_question_len} pieces (cut)")
+            problems.add(
+                f"questions longer than max_question_len = {self.max_question_len} pieces (cut)"
+            )
         (doc_scores,), _ = self._encode([eg.reference], [questions])
         for question in doc_scores.questions:
             gold = _gold_pieces(question.question, doc_scores.context)

@@ -242,5 +242,8 @@ def _cats_problems(labels: List[str], exclusive: bool, eg: Example) -> List[str]
     if any(label not in cats for label in labels):
         return ["only some of the labels in cats, with exclusive classes (left out of the loss)"]
     if sum(cats[label] >= 0.5 for label in labels) != 1:
-        return ["not exactly one positive label, with exclusive classes (set exclusive_classes = false for multi-label data)"]
+        return [
+            "not exactly one positive label, with exclusive classes (set "
+            "exclusive_classes = false for multi-label data)"
+        ]
     return []

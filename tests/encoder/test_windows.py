@@ -19,7 +19,8 @@ def test_windows_cover_every_piece_within_size(size, stride):
         # As many windows as starting one every `stride` pieces would take,
         # each overlapping the next by at least size - stride pieces.
         assert len(spans) == 1 + max(0, -(-(n - size) // stride))
-        assert all(a_end - b_start >= size - stride for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        overlaps = [a_end - b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])]
+        assert all(overlap >= size - stride for overlap in overlaps)
         owners = piece_owners(n, spans)
         assert len(owners) == n
         for piece, (window, position) in enumerate(owners):
