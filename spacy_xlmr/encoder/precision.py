@@ -107,8 +107,10 @@ def _quantize_int8(transformer: torch.nn.Module) -> torch.nn.Module:
 def _int8_full_range() -> bool:
     """Whether int8 matrix products can take inputs in all 8 bits: with
     fbgemm (torch's x86 backends) only where the CPU has VNNI; without it the
-    int16 intermediate sums of u8 x s8 products can overflow."""
-    return torch.backends.quantized.engine in ("x86", "fbgemm") and torch.cpu._is_vnni_supported()
+    int16 intermediate sums of u8 x s8 products can overflow. (torch's check
+    for VNNI is private; where it is missing, 7 bits.)"""
+    has_vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)
+    return torch.backends.quantized.engine in ("x86", "fbgemm") and has_vnni()
 
 
 class _FullRangeInt8Linear(torch.ao.nn.quantized.dynamic.Linear):

@@ -10,7 +10,7 @@ import spacy
 import torch
 from spacy.training import Example
 
-from spacy_xlmr.encoder import precision
+from spacy_xlmr.encoder import precision as encoder_precision
 from spacy_xlmr.encoder.model import get_transformer
 from spacy_xlmr.load import from_huggingface
 
@@ -18,7 +18,9 @@ from ..conftest import make_nlp
 
 TEXTS = [
     line.strip()
-    for line in (Path(__file__).parents[2] / "data" / "text" / "ntrex128-por.txt").open(encoding="utf8")
+    for line in (Path(__file__).parents[2] / "data" / "text" / "ntrex128-por.txt").open(
+        encoding="utf8"
+    )
 ][:24]
 
 
@@ -39,7 +41,9 @@ def fp32_hidden(token_classification_checkpoint):
 
 
 @pytest.mark.parametrize("precision,tolerance", [("bf16", 0.05), ("int8", 0.1)])
-def test_reduced_precision_is_close_not_equal(token_classification_checkpoint, fp32_hidden, precision, tolerance):
+def test_reduced_precision_is_close_not_equal(
+    token_classification_checkpoint, fp32_hidden, precision, tolerance
+):
     nlp = _nlp(token_classification_checkpoint, precision)
     hidden = _hidden(nlp, TEXTS)
     deviations = [numpy.abs(a - b).max() / numpy.abs(b).max() for a, b in zip(hidden, fp32_hidden)]
@@ -58,7 +62,8 @@ def test_int8_copy_shares_the_embeddings_and_keeps_the_original(token_classifica
     original = get_transformer(encoder)
     quantized = encoder.attrs["int8_module"]
     assert quantized.embeddings is original.embeddings
-    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantized.encoder.modules())
+    quantized_linear = torch.ao.nn.quantized.dynamic.Linear
+    assert any(isinstance(m, quantized_linear) for m in quantized.encoder.modules())
     assert any(isinstance(m, torch.nn.Linear) for m in original.encoder.modules())
     assert not any(type(m) is torch.nn.Linear for m in quantized.encoder.modules())
 
@@ -109,9 +114,9 @@ def test_int8_is_closer_to_fp32_than_torchs_default_quantization(
 ):
     """Weights quantized per output channel, and on VNNI CPUs inputs in all 8
     bits, deviate less from fp32 than ``quantize_dynamic``'s defaults."""
-    if full_range and not precision._int8_full_range():
+    if full_range and not encoder_precision._int8_full_range():
         pytest.skip("this CPU has no VNNI: int8 inputs keep torch's 7 bits")
-    monkeypatch.setattr(precision, "_int8_full_range", lambda: full_range)
+    monkeypatch.setattr(encoder_precision, "_int8_full_range", lambda: full_range)
     nlp = _nlp(token_classification_checkpoint, "int8")
     ours = _hidden(nlp, TEXTS)
     encoder = nlp.get_pipe("transformer").model
@@ -127,3 +132,24 @@ def test_int8_is_closer_to_fp32_than_torchs_default_quantization(
         return numpy.mean([numpy.abs(a - b).mean() for a, b in zip(hidden, fp32_hidden)])
 
     assert deviation(ours) < at_most * deviation(torch_default)
+
+
+def test_int8_full_range_inputs_dont_overflow():
+    """Inputs at the top of the 8-bit range times weights at the top of int8:
+    without VNNI the int16 sums of neighbouring products would saturate
+    (about half the exact output); with it the output stays within 1%."""
+    if not encoder_precision._int8_full_range():
+        pytest.skip("this CPU has no VNNI: int8 inputs keep torch's 7 bits")
+    linear = torch.nn.Linear(768, 2)
+    with torch.no_grad():
+        linear.weight[0] = 1.0
+        linear.weight[1] = -1.0
+        linear.bias.zero_()
+    quantized = torch.ao.quantization.quantize_dynamic(
+        torch.nn.Sequential(linear),
+        {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
+        mapping={torch.nn.Linear: encoder_precision._FullRangeInt8Linear},
+    )
+    inputs = torch.full((2, 768), 3.0)
+    with torch.inference_mode():
+        numpy.testing.assert_allclose(quantized(inputs), linear(inputs), rtol=0.01)
