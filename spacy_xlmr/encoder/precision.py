@@ -23,6 +23,7 @@ as float32 whatever the precision.
 """
 import contextlib
 import copy
+import itertools
 from typing import Any, ContextManager
 
 import numpy
@@ -87,7 +88,8 @@ def _inference_module(model: Model) -> torch.nn.Module:
 
 def _quantize_int8(transformer: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``transformer`` whose layer stack has int8 Linear layers;
-    the embeddings are the original's."""
+    every other tensor (embeddings, LayerNorms, biases of the unquantized
+    parts) is the original's, so the copy adds only the int8 weights."""
     if next(transformer.parameters()).device.type != "cpu":
         raise ValueError(
             "inference_precision = int8 (dynamic quantization) runs on CPU only; "
@@ -95,8 +97,13 @@ def _quantize_int8(transformer: torch.nn.Module) -> torch.nn.Module:
         )
     qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
     linear = _FullRangeInt8Linear if _int8_full_range() else torch.ao.nn.quantized.dynamic.Linear
+    # quantize_dynamic's own copy would duplicate all the fp32 weights first
+    # (+340 MB at peak for xlm-roberta-base): copy the modules, share the tensors.
+    stack = transformer.encoder
+    shared = {id(t): t for t in itertools.chain(stack.parameters(), stack.buffers())}
     layers = torch.ao.quantization.quantize_dynamic(
-        transformer.encoder, {torch.nn.Linear: qconfig}, mapping={torch.nn.Linear: linear}
+        copy.deepcopy(stack, memo=shared), {torch.nn.Linear: qconfig},
+        mapping={torch.nn.Linear: linear}, inplace=True,
     )
     quantized = copy.copy(transformer)
     quantized._modules = dict(transformer._modules)

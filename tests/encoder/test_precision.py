@@ -2,6 +2,7 @@
 quantization change the numbers a little, not the training, and the int8
 copy follows the weights."""
 import copy
+import itertools
 from pathlib import Path
 
 import numpy
@@ -62,6 +63,10 @@ def test_int8_copy_shares_the_embeddings_and_keeps_the_original(token_classifica
     original = get_transformer(encoder)
     quantized = encoder.attrs["int8_module"]
     assert quantized.embeddings is original.embeddings
+    # No fp32 weight is duplicated: the copy's float tensors are the original's.
+    original_tensors = {id(t) for t in itertools.chain(original.parameters(), original.buffers())}
+    copy_tensors = list(itertools.chain(quantized.parameters(), quantized.buffers()))
+    assert copy_tensors and all(id(t) in original_tensors for t in copy_tensors)
     quantized_linear = torch.ao.nn.quantized.dynamic.Linear
     assert any(isinstance(m, quantized_linear) for m in quantized.encoder.modules())
     assert any(isinstance(m, torch.nn.Linear) for m in original.encoder.modules())
