@@ -1,6 +1,6 @@
 """Reduced-precision predictions: bf16 autocast and int8 dynamic
 quantization change the numbers a little, not the training, and the int8
-copy follows the weights."""
+copy follows the weights, sharing every fp32 tensor with them."""
 import copy
 import itertools
 from pathlib import Path
@@ -56,7 +56,7 @@ def test_reduced_precision_is_close_not_equal(
             assert doc.text[ent.start_char : ent.end_char] == ent.text
 
 
-def test_int8_copy_shares_the_embeddings_and_keeps_the_original(token_classification_checkpoint):
+def test_int8_copy_shares_the_fp32_tensors_and_keeps_the_original(token_classification_checkpoint):
     nlp = _nlp(token_classification_checkpoint, "int8")
     nlp(TEXTS[0])
     encoder = nlp.get_pipe("transformer").model
