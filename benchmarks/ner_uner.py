@@ -74,7 +74,7 @@ DEFAULT_BATCH_SIZE = 16  # sentences per update (spacy.batch_by_sequence.v1)
 # Registered functions used by the configs (loaded with `spacy train --code`).
 # ---------------------------------------------------------------------------
 
-_BATCHES: Dict[str, List] = {"start": [], "words": []}
+_BATCHES: Dict[str, List] = {"start": [], "cpu_start": [], "words": []}
 
 
 @registry.batchers("spacy-xlmr-bench.timed_batches.v1")
@@ -82,7 +82,8 @@ def timed_batches(
     batcher: Callable[[Iterable], Iterable[List]], shuffle_seed: Optional[int] = None
 ) -> Callable:
     """Wrap a batcher: record, for every batch the training loop draws, the
-    time it was drawn (= the start of that update step) and its word count.
+    time it was drawn (= the start of that update step; wall and CPU time)
+    and its word count.
 
     With ``shuffle_seed``, each epoch's examples are first put in a canonical
     order and shuffled with a private RNG seeded by (shuffle_seed, epoch).
@@ -99,6 +100,7 @@ def timed_batches(
         epochs[0] += 1
         for examples in batcher(items):
             _BATCHES["words"].append(sum(len(eg) for eg in examples))
+            _BATCHES["cpu_start"].append(time.process_time())
             _BATCHES["start"].append(time.perf_counter())
             yield examples
 

@@ -26,9 +26,9 @@ for every system of a size:
 
 * ``[training.batcher]``: the config's batcher (tiny: ``batch_by_words.v1``,
   1000 words; base: ``batch_by_sequence.v1``, ``--base-batch`` sentences)
-  wrapped in ``spacy-xlmr-train-speed.batches.v1``, which fixes each epoch's
-  order with its own seeded RNG (so all systems see the same batches) and
-  timestamps every batch.
+  wrapped in ner_uner.py's ``spacy-xlmr-bench.timed_batches.v1``, which fixes
+  each epoch's order with its own seeded RNG (so all systems see the same
+  batches) and timestamps every batch.
 * ``[training.logger]``: ``spacy-xlmr-train-speed.logger.v1`` (spaCy's console
   logger plus one JSON record per step, see below).
 * ``training.max_steps``; ``training.eval_frequency`` larger than that, so the
@@ -90,12 +90,11 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from spacy.util import registry
 
@@ -103,7 +102,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-from ner_uner import _example_key, machine, thread_env, versions  # noqa: E402
+from ner_uner import _BATCHES, machine, thread_env, versions  # noqa: E402
 from speed import export_library  # noqa: E402
 
 BASE_CONFIG = REPO / "configs" / "ner-tiny.cfg"
@@ -122,35 +121,9 @@ FULL_VOCAB = 250002  # xlm-roberta-base's embedding rows
 
 
 # ---------------------------------------------------------------------------
-# Registered functions used by the configs (loaded with `spacy train --code`).
+# Registered functions used by the configs (loaded with `spacy train --code`;
+# importing ner_uner registers the batcher).
 # ---------------------------------------------------------------------------
-
-_BATCHES: Dict[str, List] = {"start": [], "cpu_start": [], "words": []}
-
-
-@registry.batchers("spacy-xlmr-train-speed.batches.v1")
-def timed_batches(
-    batcher: Callable[[Iterable], Iterable[List]], shuffle_seed: Optional[int] = None
-) -> Callable:
-    """Wrap a batcher: put each epoch's examples in a canonical order,
-    shuffle them with a private RNG seeded by (shuffle_seed, epoch), and
-    record when each batch is handed to the training loop (wall and CPU
-    time) and its words."""
-    epochs = [0]
-
-    def batch(items: Iterable) -> Iterable[List]:
-        if shuffle_seed is not None:
-            items = sorted(items, key=_example_key)
-            random.Random(f"{shuffle_seed}-{epochs[0]}").shuffle(items)
-        epochs[0] += 1
-        for examples in batcher(items):
-            _BATCHES["words"].append(sum(len(eg) for eg in examples))
-            _BATCHES["cpu_start"].append(time.process_time())
-            _BATCHES["start"].append(time.perf_counter())
-            yield examples
-
-    return batch
-
 
 def _proc_status_kb(*keys: str) -> Dict[str, int]:
     values = {}
@@ -313,7 +286,7 @@ def make_config(system: str, size: str, args, path: Path) -> Dict:
             f"initial_rate 5e-5, warmup_steps {max(1, steps // 10)}"
         )
     T["batcher"] = {
-        "@batchers": "spacy-xlmr-train-speed.batches.v1",
+        "@batchers": "spacy-xlmr-bench.timed_batches.v1",
         "shuffle_seed": "${system.seed}",
         "batcher": inner,
     }
