@@ -1,4 +1,5 @@
-"""``spacy-xlmr`` command line: build local XLM-R checkpoints and convert data."""
+"""``spacy-xlmr`` command line: build local XLM-R checkpoints, convert data,
+train (also data-parallel under torchrun) and evaluate."""
 from pathlib import Path
 from typing import Optional
 
@@ -136,6 +137,54 @@ def evaluate_cli(
     if output is not None:
         srsly.write_json(output, scores)
         typer.echo(f"Saved to {output}")
+
+
+@app.command(
+    "train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def train_cli(
+    ctx: typer.Context,
+    config_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="Config file"),
+    output_path: Optional[Path] = typer.Option(
+        None, "--output", "--output-path", "-o", help="Directory for model-best / model-last"
+    ),
+    code_path: Optional[Path] = typer.Option(
+        None, "--code", "-c", help="Python file with registered functions to import"
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-V", help="Debug logging"),
+    use_gpu: int = typer.Option(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
+    dist_timeout: float = typer.Option(
+        1800, "--dist-timeout", help="Under torchrun: seconds a rank waits for the others"
+    ),
+) -> None:
+    """Train a pipeline: exactly `spacy train` when run plainly; data-parallel
+    on every rank when launched by torchrun (gloo on CPU, nccl with
+    --gpu-id, each rank on its LOCAL_RANK GPU). Config overrides as in
+    `spacy train`: --training.max_steps 1000."""
+    import logging
+    from datetime import timedelta
+
+    from spacy import util
+    from spacy.cli._util import import_code, parse_config_overrides
+
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    from .scale.training import launched_distributed, train_distributed
+
+    if verbose:
+        util.logger.setLevel(logging.DEBUG)
+    overrides = parse_config_overrides(ctx.args)
+    import_code(code_path)
+    if launched_distributed():
+        # record: torchrun reports this rank's traceback when it fails.
+        record(train_distributed)(
+            config_path, output_path, use_gpu=use_gpu, overrides=overrides,
+            timeout=timedelta(seconds=dist_timeout),
+        )
+    else:
+        from spacy.cli.train import train
+
+        train(config_path, output_path, use_gpu=use_gpu, overrides=overrides)
 
 
 def main() -> None:  # pragma: no cover

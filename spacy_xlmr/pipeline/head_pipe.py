@@ -23,6 +23,9 @@ class HeadPipe(TrainablePipe):
     (``hf_head_class``) and implement ``_build_head``."""
 
     hf_head_class: str = ""
+    # The loss is a mean over the batch (as in HF), not a sum as in spaCy's own
+    # components: data-parallel training averages these gradients over ranks.
+    loss_reduction: str = "mean"
 
     @property
     def label_data(self) -> List[str]:

@@ -7,6 +7,7 @@ listens to it. A drop-in for spacy-transformers' ``transformer`` whose listener
 plumbing it inherits, with exact piece alignment and windows counted in pieces.
 """
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -77,6 +78,9 @@ class XLMRTransformer(Transformer):
         self.name = name
         self.cfg: Dict = {}
         self.listener_map: Dict[str, List[TransformerListener]] = {}
+        # Factors for the gradients of listening components (by name), applied
+        # before the encoder's backward pass; data-parallel training sets them.
+        self.listener_gradient_scales: Dict[str, float] = {}
         self._pending_backprop: Optional[Tuple[Callable, List]] = None
         install_extensions()
 
@@ -126,13 +130,15 @@ class XLMRTransformer(Transformer):
         it before the heads' updates, with the previous batch's gradients, as
         in spacy-transformers), or here when ``sgd`` is given."""
         validate_examples(examples, "XLMRTransformer.update")
-        self._backprop_pending()
+        self.backprop_pending()
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
         docs = [eg.predicted for eg in examples]
         listeners = [
-            listener for listener in self.listeners
+            (name, listener)
+            for name in self.listening_components
+            for listener in self.listener_map[name]
             if getattr(listener, "wants_training_output", True)
         ]
         if not docs or not listeners:
@@ -142,10 +148,14 @@ class XLMRTransformer(Transformer):
         d_hidden: List = [None] * len(docs)
         reported = 0
 
-        def accumulate_gradient(d_trf_datas: List[TransformerData]) -> List[Doc]:
+        def accumulate_gradient(
+            d_trf_datas: List[TransformerData], scale: float = 1.0
+        ) -> List[Doc]:
             nonlocal reported
             for i, d_trf_data in enumerate(d_trf_datas):
                 d_output = d_trf_data.model_output.last_hidden_state
+                if scale != 1.0:
+                    d_output = d_output * scale
                 losses[self.name] += float((d_output**2).sum())
                 if d_hidden[i] is None:
                     d_hidden[i] = d_output.copy()
@@ -153,7 +163,7 @@ class XLMRTransformer(Transformer):
                     d_hidden[i] += d_output
             reported += 1
             if reported == len(listeners):
-                self._backprop_pending()
+                self.backprop_pending()
                 if sgd is not None:
                     self.model.finish_update(sgd)
                     clear_inference_cache(self.model)
@@ -161,20 +171,23 @@ class XLMRTransformer(Transformer):
 
         self._pending_backprop = (backprop_encoder, d_hidden)
         batch_id = TransformerListener.get_batch_id(docs)
-        for listener in listeners:
-            listener.receive(batch_id, trf_datas, accumulate_gradient)
+        for name, listener in listeners:
+            scale = self.listener_gradient_scales.get(name, 1.0)
+            listener.receive(batch_id, trf_datas, partial(accumulate_gradient, scale=scale))
         return losses
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Finish a pending backward pass, then update the encoder's weights."""
-        self._backprop_pending()
+        self.backprop_pending()
         self.model.finish_update(sgd)
         clear_inference_cache(self.model)
 
-    def _backprop_pending(self) -> None:
+    def backprop_pending(self) -> None:
         """Backprop the last batch's summed gradients into the encoder, if any
         listener has reported (a batch without gradients yet stays pending:
-        ``nlp.update`` calls ``finish_update`` before the heads' updates)."""
+        ``nlp.update`` calls ``finish_update`` before the heads' updates).
+        A training loop that reads the gradients before ``finish_update``
+        (e.g. to average them across ranks) calls this first."""
         if self._pending_backprop is None:
             return
         backprop_encoder, d_hidden = self._pending_backprop
