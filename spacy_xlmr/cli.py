@@ -1,5 +1,5 @@
 """``spacy-xlmr`` command line: build local XLM-R checkpoints, convert data,
-train (also data-parallel under torchrun) and evaluate."""
+train (also data-parallel under torchrun), evaluate and annotate corpora."""
 from pathlib import Path
 from typing import Optional
 
@@ -185,6 +185,57 @@ def train_cli(
         from spacy.cli.train import train
 
         train(config_path, output_path, use_gpu=use_gpu, overrides=overrides)
+
+
+@app.command("apply")
+def apply_cli(
+    pipeline: str = typer.Argument(..., help="Pipeline directory or package name"),
+    input_spec: str = typer.Argument(
+        ..., metavar="INPUT", help=".jsonl, .txt or .parquet file, or a directory or glob of them"
+    ),
+    output: Path = typer.Argument(
+        ..., help=".jsonl, .parquet or .spacy file, or a directory for sharded output"
+    ),
+    engine: str = typer.Option("local", help="local (nlp.pipe here) or ray (Ray Data actors)"),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", help="Shard format of a directory OUTPUT: jsonl, parquet or spacy"
+    ),
+    text_key: str = typer.Option("text", help="Text field of .jsonl/.parquet rows"),
+    id_key: str = typer.Option("id", help="Id field (default id: the row's 0-based index)"),
+    shard_size: int = typer.Option(1000, help="Rows per output shard (the unit of resuming)"),
+    batch_size: int = typer.Option(64, help="nlp.pipe batch size"),
+    n_process: int = typer.Option(1, "--n-process", "-n", help="Processes (local engine)"),
+    threads: Optional[int] = typer.Option(
+        None, help="torch threads per process / Ray worker (default: its share of the CPUs)"
+    ),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU of the local engine, -1 for CPU"),
+    workers: int = typer.Option(1, help="Ray actors (ray engine)"),
+    gpus_per_worker: float = typer.Option(0.0, help="GPUs per Ray actor (e.g. 0.5: two per GPU)"),
+    address: Optional[str] = typer.Option(
+        None, help="Ray cluster to join (auto, ray://host:10001); default: a local one"
+    ),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress", help="Progress bar (default: on a terminal)"
+    ),
+) -> None:
+    """Annotate every row of INPUT with PIPELINE, like `spacy apply`, into
+    resumable shards: a rerun skips the shards an interrupted run finished."""
+    from .scale.apply import apply
+
+    try:
+        result = apply(
+            pipeline, input_spec, output, engine=engine, fmt=fmt, text_key=text_key,
+            id_key=id_key, shard_size=shard_size, batch_size=batch_size, n_process=n_process,
+            threads=threads, gpu_id=gpu_id, workers=workers, gpus_per_worker=gpus_per_worker,
+            address=address, progress=progress,
+        )
+    except ValueError as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"{result.rows} rows: {result.annotated} annotated now ({result.errors} with an "
+        f"error), {result.rows - result.annotated} by an earlier run. Saved to {result.output}"
+    )
 
 
 def main() -> None:  # pragma: no cover

@@ -1,0 +1,309 @@
+"""Corpus input and sharded, resumable output for ``spacy-xlmr apply``.
+
+Input: ``.jsonl`` (an object per line), ``.txt`` (a doc per line) or
+``.parquet`` files, or a directory or glob of them, read as one stream of
+records ``{"id", "text", "questions", "error"}`` in file order. A line that
+isn't UTF-8 or JSON becomes a record with its ``error``; a missing id becomes
+the row's 0-based index in the stream.
+
+Output: shard ``i`` (input rows ``i * shard_size`` onwards) is written to
+``part-{i:05d}.{jsonl,parquet,spacy}`` under a temporary name and renamed when
+complete; ``manifest.json`` records the input's fingerprint and the options,
+so a rerun skips finished shards, and a different input is refused.
+"""
+import glob
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from spacy.tokens import DocBin
+
+from .annotate import Row, arrow_schema, has_lone_surrogates, normalize_questions, text_error
+
+INPUT_SUFFIXES = (".jsonl", ".txt", ".parquet")
+FORMATS = ("jsonl", "parquet", "spacy")
+MANIFEST = "manifest.json"
+_MANIFEST_VERSION = 1
+
+
+def input_files(spec: str) -> List[Path]:
+    """The input files of a file, directory or glob, sorted by name."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in INPUT_SUFFIXES)
+    elif path.exists():
+        files = [path]
+    else:
+        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix in INPUT_SUFFIXES)
+    unknown = [str(p) for p in files if p.suffix not in INPUT_SUFFIXES]
+    if unknown:
+        raise ValueError(
+            f"Can't read {', '.join(unknown)}: input files must end in "
+            f"{', '.join(INPUT_SUFFIXES)}"
+        )
+    if not files:
+        raise ValueError(f"No {', '.join(INPUT_SUFFIXES)} files at '{spec}'")
+    return files
+
+
+def scan(files: Sequence[Path]) -> Tuple[str, int]:
+    """The fingerprint (SHA-256 of the files' bytes, in order) and row count."""
+    digest = hashlib.sha256()
+    n_rows = 0
+    for path in files:
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            n_rows += pq.ParquetFile(path).metadata.num_rows
+        else:
+            with path.open("rb") as file:
+                n_rows += sum(1 for line in file if _is_row(path, line))
+    return digest.hexdigest(), n_rows
+
+
+def _is_row(path: Path, line: bytes) -> bool:
+    """Every line of a .txt file is a row; blank .jsonl lines aren't."""
+    return path.suffix == ".txt" or bool(line.strip())
+
+
+def read_records(
+    files: Sequence[Path], *, text_key: str = "text", id_key: str = "id",
+    questions_key: Optional[str] = None,
+) -> Iterator[Row]:
+    """Records ``{"id", "text", "questions", "error"}`` of every input row,
+    in order (questions read only with a ``questions_key``)."""
+    index = 0
+    for path in files:
+        for raw in _raw_rows(path, text_key, id_key, questions_key):
+            record = {"id": raw.get("id"), "text": raw.get("text"), "questions": None,
+                      "error": raw.get("error")}
+            if record["id"] is None:
+                record["id"] = str(index)
+            elif not isinstance(record["id"], str):
+                record["id"] = json.dumps(record["id"], ensure_ascii=False)
+            if record["error"] is None:
+                record["error"] = text_error(record["text"])
+            if record["error"] is None and questions_key is not None:
+                try:
+                    record["questions"] = normalize_questions(raw.get("questions"))
+                except ValueError as err:
+                    record["error"] = str(err)
+            text = record["text"]
+            if not isinstance(text, str) or has_lone_surrogates(text):
+                record["text"] = None  # not writable as UTF-8
+            yield record
+            index += 1
+
+
+def check_inputs(files: Sequence[Path], text_key: str) -> None:
+    """Raise ValueError if the first row of a .jsonl or .parquet file has
+    no ``text_key`` (a wrong schema fails before any work)."""
+    for path in files:
+        _check_text_key(path, text_key)
+
+
+def _check_text_key(path: Path, text_key: str) -> None:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        names = pq.ParquetFile(path).schema_arrow.names
+    elif path.suffix == ".jsonl":
+        names = None
+        with path.open("rb") as file:
+            for line in file:
+                if line.strip():
+                    try:
+                        first = json.loads(line)
+                    except ValueError:
+                        return  # the row gets its error
+                    names = list(first) if isinstance(first, dict) else []
+                    break
+        if names is None:
+            return
+    else:
+        return
+    if text_key not in names:
+        raise ValueError(
+            f"{path}: no '{text_key}' in the first row (it has {', '.join(names) or 'none'}): "
+            "pass --text-key with the name of the text field"
+        )
+
+
+def _raw_rows(
+    path: Path, text_key: str, id_key: str, questions_key: Optional[str]
+) -> Iterator[Row]:
+    """``{"id", "text", "questions"}`` (or ``{"error"}``) per row of a file."""
+    keys = {"id": id_key, "text": text_key}
+    if questions_key is not None:
+        keys["questions"] = questions_key
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(path)
+        columns = [key for key in keys.values() if key in parquet.schema_arrow.names]
+        for batch in parquet.iter_batches(columns=columns):
+            for row in batch.to_pylist():
+                yield {name: row.get(key) for name, key in keys.items()}
+        return
+    with path.open("rb") as file:
+        for line_no, line in enumerate(file):
+            if not _is_row(path, line):
+                continue
+            where = f"{path.name} line {line_no + 1}"
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield {"error": f"{where}: invalid UTF-8 at byte {err.start}: fix the encoding"}
+                continue
+            if path.suffix == ".txt":
+                yield {"text": text.rstrip("\r\n")}
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as err:
+                yield {"error": f"{where}: not JSON ({err})"}
+                continue
+            if not isinstance(obj, dict):
+                yield {"error": f"{where}: not a JSON object"}
+                continue
+            if text_key not in obj:
+                yield {"id": obj.get(id_key), "error": f"{where}: no '{text_key}'"}
+                continue
+            yield {name: obj.get(key) for name, key in keys.items()}
+
+
+def shards(records: Iterable[Row], shard_size: int) -> Iterator[Tuple[int, List[Row]]]:
+    """``(index, records)`` of consecutive shards of ``shard_size`` records."""
+    batch: List[Row] = []
+    index = 0
+    for record in records:
+        batch.append(record)
+        if len(batch) == shard_size:
+            yield index, batch
+            index, batch = index + 1, []
+    if batch:
+        yield index, batch
+
+
+class ShardedOutput:
+    """A directory of shard files and a manifest; or, for a single output
+    file, such a directory next to it, concatenated into it by ``finish``."""
+
+    def __init__(self, output: Path, fmt: Optional[str] = None) -> None:
+        output = Path(output)
+        self.single = output.suffix in tuple(f".{f}" for f in FORMATS)
+        self.format = output.suffix[1:] if self.single else (fmt or "jsonl")
+        if self.format not in FORMATS:
+            raise ValueError(f"Unknown output format '{self.format}': use {', '.join(FORMATS)}")
+        if self.single and fmt not in (None, self.format):
+            raise ValueError(
+                f"OUTPUT {output} is a .{self.format} file but the format is {fmt}: "
+                "drop --format or change the file name"
+            )
+        self.output = output
+        self.directory = output.with_name(f".{output.name}.shards") if self.single else output
+
+    def start(self, identity: Dict[str, Any]) -> None:
+        """Create the directory with its manifest, or check that an existing
+        one was written from the same input and options."""
+        manifest = self.directory / MANIFEST
+        identity = {"version": _MANIFEST_VERSION, "format": self.format, **identity}
+        if manifest.exists():
+            found = json.loads(manifest.read_text(encoding="utf8"))
+            differ = sorted(k for k in {*found, *identity} if found.get(k) != identity.get(k))
+            if differ:
+                raise ValueError(
+                    f"{self.directory} holds the shards of another job (different "
+                    f"{', '.join(differ)}): write to a new OUTPUT or delete "
+                    f"{self.directory} to start over"
+                )
+            return
+        if self.directory.exists() and any(self.directory.iterdir()):
+            raise ValueError(
+                f"{self.directory} exists and isn't the output of spacy-xlmr apply (no "
+                f"{MANIFEST}): write to a new OUTPUT or empty the directory"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _write_atomic(manifest, json.dumps(identity, indent=2).encode("utf8"))
+
+    def path(self, index: int) -> Path:
+        return self.directory / f"part-{index:05d}.{self.format}"
+
+    def done(self, index: int) -> bool:
+        return self.path(index).exists()
+
+    def write(self, index: int, rows: List[Row]) -> None:
+        """Write shard ``index`` (renamed into place once complete)."""
+        if self.format == "jsonl":
+            data = "".join(
+                json.dumps({k: v for k, v in row.items() if k != "doc"}, ensure_ascii=False) + "\n"
+                for row in rows
+            ).encode("utf8")
+        elif self.format == "parquet":
+            data = _parquet_bytes(rows)
+        else:
+            doc_bin = DocBin(store_user_data=True)
+            for row in rows:
+                if row.get("doc") is not None:
+                    doc_bin.merge(DocBin(store_user_data=True).from_bytes(row["doc"]))
+            data = doc_bin.to_bytes()
+        _write_atomic(self.path(index), data)
+
+    def finish(self, n_shards: int) -> Path:
+        """For a single output file, concatenate the shards into it (atomic
+        rename) and remove the shard directory; returns the output."""
+        if not self.single:
+            return self.output
+        parts = [self.path(i) for i in range(n_shards)]
+        tmp = self.output.with_name(f".{self.output.name}.tmp")
+        if self.format == "jsonl":
+            with tmp.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as file:
+                        shutil.copyfileobj(file, out)
+        elif self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            writer = None
+            for part in parts:
+                table = pq.read_table(part)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+            if writer is not None:
+                writer.close()
+        else:
+            doc_bin = DocBin(store_user_data=True)
+            for part in parts:
+                doc_bin.merge(DocBin(store_user_data=True).from_disk(part))
+            doc_bin.to_disk(tmp)
+        os.replace(tmp, self.output)
+        shutil.rmtree(self.directory)
+        return self.output
+
+
+def _parquet_bytes(rows: List[Row]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [column for column in rows[0] if column != "doc"]
+    table = pa.Table.from_pylist(rows, schema=arrow_schema(columns))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file, flush it to disk, rename it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
