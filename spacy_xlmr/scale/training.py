@@ -276,8 +276,10 @@ def train(
         log_step, finalize_logger = (lambda info: None), (lambda: None)
     info: Dict[str, Any] = {}
     start_time = timer()
+    seconds = 0.0
     try:
         for info, is_best_checkpoint in steps:
+            seconds = timer() - start_time  # to the last step (not its checkpoint)
             if is_best_checkpoint is not None:
                 with nlp.select_pipes(disable=frozen_components):
                     update_meta(T, nlp, info)
@@ -299,14 +301,13 @@ def train(
         save_checkpoint(False)
         for encoder in encoders:
             encoder.listener_gradient_scales = {}
-    seconds = timer() - start_time
     if optimizer.averages:
         nlp.use_params(optimizer.averages)
-    if info:
+    if info and seconds > 0:
         words_per_second = info["words"] / seconds
         stdout.write(
             msg.info(
-                f"{info['step'] + 1} steps on {ranks.world_size} ranks, "
+                f"{info['step'] + 1} steps on {ranks.world_size} rank(s), "
                 f"{words_per_second:.0f} words/s over all ranks"
             )
             + "\n"

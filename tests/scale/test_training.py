@@ -241,7 +241,7 @@ def test_a_rank_without_a_batch_still_steps(corpus, encoder_without_dropout, tmp
         assert theirs["checksum"] == pytest.approx(mine["checksum"], rel=1e-9)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model-best", "model-last"]
     assert result.stdout.count("Pipeline: ['transformer', 'ner', 'textcat']") == 1
-    assert "2 steps on 2 ranks" in result.stdout
+    assert "2 steps on 2 rank(s)" in result.stdout
     load = "import spacy, sys; nlp = spacy.load(sys.argv[1]); print(nlp.pipe_names)"
     loaded = subprocess.run(
         [sys.executable, "-c", load, str(tmp_path / "out" / "model-last")],
