@@ -7,7 +7,8 @@ pandas DataFrame or a dict of columns) to plain output columns, so that
 ``Doc`` objects and ``doc._.trf_data`` never leave the worker::
 
     ds.map_batches(Annotator, fn_constructor_kwargs={"pipeline": "./ner"},
-                   batch_format="pyarrow", concurrency=4, num_cpus=2)
+                   batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=4),
+                   num_cpus=2)
     spark_df.mapInPandas(map_in_pandas("./ner"), schema=spark_schema(columns))
 
 Output columns (``pipeline_columns``): ``id``, ``text``, then what the

@@ -150,7 +150,9 @@ def _run_ray(
 
     context = ray.data.DataContext.get_current()
     preserve_order = context.execution_options.preserve_order
+    progress_bars = context.enable_progress_bars
     context.execution_options.preserve_order = True
+    context.enable_progress_bars = False  # apply shows its own, over all windows
     try:
         cpus = threads or max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
         kwargs = {"pipeline": pipeline, "batch_size": batch_size, "threads": cpus,
@@ -167,7 +169,8 @@ def _run_ray(
             blocks = [table.slice(i, batch_size) for i in range(0, len(table), batch_size)]
             dataset = ray.data.from_arrow(blocks).map_batches(
                 Annotator, fn_constructor_kwargs=kwargs, batch_format="pyarrow",
-                batch_size=batch_size, concurrency=workers, num_cpus=cpus,
+                batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=workers),
+                num_cpus=cpus,
                 num_gpus=gpus_per_worker or None,
             )
             rows = (
@@ -181,5 +184,6 @@ def _run_ray(
                 yield index, annotated
     finally:
         context.execution_options.preserve_order = preserve_order
+        context.enable_progress_bars = progress_bars
         if started:
             ray.shutdown()

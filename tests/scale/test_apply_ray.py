@@ -91,7 +91,8 @@ def test_annotator_in_a_plain_ray_data_pipeline(ner_pipeline, ray_cluster):
     items = [{"id": i, "text": text} for i, text in enumerate(texts)]
     dataset = ray.data.from_items(items).map_batches(
         Annotator, fn_constructor_kwargs={"pipeline": str(ner_pipeline), "threads": 1},
-        batch_format="pandas", batch_size=8, concurrency=1, num_cpus=1,
+        batch_format="pandas", batch_size=8, compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=1,
     )
     rows = sorted(dataset.take_all(), key=lambda row: int(row["id"]))
     nlp = spacy.load(ner_pipeline)
