@@ -416,3 +416,34 @@ def test_raw_text_and_qa_data_train_with_ranks_in_step(task, encoder_without_dro
         assert theirs["checksum"] == pytest.approx(mine["checksum"], rel=1e-9)
     assert steps[0][-1]["checksum"] != steps[0][0]["checksum"]
     assert spacy.load(tmp_path / "out" / "model-last").pipe_names[0] == "transformer"
+
+
+def test_two_machines_rendezvous_like_one(corpus, encoder_without_dropout, tmp_path):
+    """The README's several-machines command (`--nnodes 2 --rdzv-backend c10d
+    --rdzv-endpoint HOST:PORT`, one process per "machine", both on
+    127.0.0.1) trains the same pipeline as 2 processes on one machine."""
+    config = write_config(
+        tmp_path / "nodes.cfg", "xlmr_ner", corpus, encoder_without_dropout,
+        batch_size=2, max_steps=3, recorder=tmp_path / "steps",
+    )
+    one_machine = torchrun(2, config, tmp_path / "one")
+    assert one_machine.returncode == 0, one_machine.stderr[-3000:]
+    endpoint = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+                "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+                "--rdzv-id", "spacy-xlmr-test", "-m", "spacy_xlmr", "train", str(config),
+                "--output", str(tmp_path / "two"), "--code", str(RECORDER),
+            ],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    one = spacy.load(tmp_path / "one" / "model-last")
+    two = spacy.load(tmp_path / "two" / "model-last")
+    assert max_weight_difference(one, two) <= 1e-6
