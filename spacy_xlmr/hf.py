@@ -8,7 +8,7 @@ and ``trust_remote_code`` is never enabled.
 """
 import pickle
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 
@@ -102,16 +102,26 @@ def load_tokenizer(name: PathOrName):
     return tokenizer
 
 
-def load_encoder(name: PathOrName, config=None):
+# Weights of a checkpoint that the encoder leaves out on purpose: task heads
+# (imported by the head components) and the pooler (no head uses it).
+NOT_ENCODER_WEIGHTS = ("lm_head.", "classifier.", "qa_outputs.", "pooler.")
+
+
+def load_encoder(name: PathOrName, config=None, *, strict: bool = True):
     """Load the ``XLMRobertaModel`` weights of any XLM-R checkpoint (a bare
-    encoder or one with a task head: the ``roberta.`` prefix is handled)."""
+    encoder or one with a task head: the ``roberta.`` prefix is handled).
+    Strict: an encoder weight missing from the files, or a weight that
+    belongs to no part of the model, is an error naming them (without it,
+    ``transformers`` would leave the missing ones random). ``strict=False``
+    loads what matches, deliberately."""
     from transformers import XLMRobertaModel
 
     config = config if config is not None else load_config(name)
     try:
-        return XLMRobertaModel.from_pretrained(
+        transformer, info = XLMRobertaModel.from_pretrained(
             str(name), config=config, add_pooling_layer=False,
             trust_remote_code=False, attn_implementation="sdpa",
+            output_loading_info=True,
         )
     except (OSError, ValueError) as err:
         raise _not_found(name, err) from err
@@ -124,6 +134,30 @@ def load_encoder(name: PathOrName, config=None):
             f"{err}). The file is damaged or incomplete: save the checkpoint "
             "again with save_pretrained, or download it again."
         ) from err
+    missing = sorted(info["missing_keys"])
+    unexpected = sorted(
+        key for key in info["unexpected_keys"] if not key.startswith(NOT_ENCODER_WEIGHTS)
+    )
+    if strict and (missing or unexpected):
+        problems = []
+        if missing:
+            problems.append(f"missing: {_some(missing)}")
+        if unexpected:
+            problems.append(f"unknown to XLMRobertaModel: {_some(unexpected)}")
+        raise CheckpointError(
+            f"The weights in '{name}' don't match the encoder ({'; '.join(problems)}). "
+            "Loading them would leave the missing weights random. The file is "
+            "incomplete or from another model: save the checkpoint or pipeline "
+            "again, or copy it again. To load only the matching weights on "
+            "purpose, call spacy_xlmr.hf.load_encoder(path, strict=False)."
+        )
+    return transformer
+
+
+def _some(keys: List[str], limit: int = 5) -> str:
+    """The first ``limit`` of ``keys``, and how many more there are."""
+    shown = ", ".join(keys[:limit])
+    return shown if len(keys) <= limit else f"{shown} and {len(keys) - limit} more"
 
 
 # The fine-tuned Hugging Face classes whose heads this package imports, and the
