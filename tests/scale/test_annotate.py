@@ -34,31 +34,6 @@ def shipped_sentences(n: int) -> List[str]:
     return mixed[:n]
 
 
-def save_ner_pipeline(checkpoint: Path, path: Path) -> Path:
-    from spacy_xlmr.load import from_huggingface
-
-    from_huggingface(str(checkpoint), "token-classification").to_disk(path)
-    return path
-
-
-def save_multi_head_pipeline(checkpoint: Path, path: Path) -> Path:
-    """Encoder + xlmr_ner (imported head) + xlmr_textcat + xlmr_qa +
-    xlmr_fill_mask (random heads) on one encoder."""
-    nlp = spacy.blank("xx")
-    encoder = {"model": {"name": str(checkpoint)}}
-    nlp.add_pipe("xlmr_transformer", name="transformer", config=encoder)
-    nlp.add_pipe("xlmr_ner", name="ner")
-    textcat = nlp.add_pipe("xlmr_textcat", name="textcat")
-    for label in ("news", "sports", "science"):
-        textcat.add_label(label)
-    nlp.add_pipe("xlmr_qa", name="qa", config={"top_k": 2})
-    nlp.add_pipe("xlmr_fill_mask", name="fill_mask", config={"top_k": 2})
-    nlp.config["initialize"]["components"]["ner"] = {"hf_checkpoint": str(checkpoint)}
-    nlp.initialize()
-    nlp.to_disk(path)
-    return path
-
-
 def write_jsonl(path: Path, rows: List[Any]) -> Path:
     with path.open("w", encoding="utf8") as file:
         for row in rows:
@@ -82,18 +57,6 @@ def multi_head_rows(n: int) -> List[Dict[str, Any]]:
             row["text"] = " ".join(["<mask>"] + words[1:])
         rows.append(row)
     return rows
-
-
-@pytest.fixture(scope="module")
-def ner_pipeline(token_classification_checkpoint, tmp_path_factory) -> Path:
-    return save_ner_pipeline(token_classification_checkpoint, tmp_path_factory.mktemp("ner"))
-
-
-@pytest.fixture(scope="module")
-def multi_head_pipeline(token_classification_checkpoint, tmp_path_factory) -> Path:
-    return save_multi_head_pipeline(
-        token_classification_checkpoint, tmp_path_factory.mktemp("multi")
-    )
 
 
 def expected_row(nlp: Language, row: Dict[str, Any]) -> Dict[str, Any]:

@@ -4,7 +4,6 @@ same rows as the local engine, none lost or duplicated."""
 import json
 import os
 import signal
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -14,8 +13,7 @@ from spacy_xlmr.scale.annotate import Annotator
 from spacy_xlmr.scale.apply import apply, init_ray
 
 from .test_annotate import (
-    assert_rows_close, multi_head_rows, read_jsonl_dir, save_multi_head_pipeline,
-    save_ner_pipeline, shipped_sentences, write_jsonl,
+    assert_rows_close, multi_head_rows, read_jsonl_dir, shipped_sentences, write_jsonl,
 )
 
 # Before Ray is imported (see init_ray): a local cluster on 127.0.0.1, no usage stats.
@@ -47,18 +45,6 @@ def ray_cluster() -> Iterator[None]:
     ray.shutdown()
     if address is not None:
         os.environ["RAY_ADDRESS"] = address
-
-
-@pytest.fixture(scope="module")
-def ner_pipeline(token_classification_checkpoint, tmp_path_factory) -> Path:
-    return save_ner_pipeline(token_classification_checkpoint, tmp_path_factory.mktemp("ner"))
-
-
-@pytest.fixture(scope="module")
-def multi_head_pipeline(token_classification_checkpoint, tmp_path_factory) -> Path:
-    return save_multi_head_pipeline(
-        token_classification_checkpoint, tmp_path_factory.mktemp("multi")
-    )
 
 
 @pytest.mark.slow
