@@ -85,7 +85,11 @@ def results() -> Dict:
         )
         for process in context.processes:
             process.join(timeout=120)
-        assert all(p.exitcode == 0 for p in context.processes), "a rank failed or hung"
+        hung = [p for p in context.processes if p.is_alive()]
+        for process in hung:
+            process.kill()
+        assert not hung, "a rank hung"
+        assert all(p.exitcode == 0 for p in context.processes), "a rank failed"
         return dict(shared)
 
 

@@ -4,6 +4,7 @@ step, one output directory, clear failures instead of hangs."""
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -153,6 +154,10 @@ def torchrun(n_ranks: int, config: Path, output: Path, *extra: str) -> subproces
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+
+
+def fail_after_timeout(signum, frame):
+    raise TimeoutError(f"the run took more than {TIMEOUT} s")
 
 
 def read_steps(recorder: Path, rank: int) -> List[dict]:
@@ -352,10 +357,12 @@ def test_plain_spacy_xlmr_train_is_spacy_train(corpus, encoder_without_dropout, 
 def test_ray_train_runs_the_same_training_as_torchrun(corpus, encoder_without_dropout, tmp_path):
     """The Ray Train recipe (README): `ray_train_loop` in a `TorchTrainer`
     with 2 CPU workers trains the same pipeline as torchrun with 2 ranks."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1, see init_ray
     ray = pytest.importorskip("ray", reason="Ray Train comes with the [ray] extra")
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from spacy_xlmr.scale.apply import init_ray
     from spacy_xlmr.scale.training import ray_train_loop
 
     configs = {
@@ -367,7 +374,10 @@ def test_ray_train_runs_the_same_training_as_torchrun(corpus, encoder_without_dr
     }
     result = torchrun(2, configs["torchrun"], tmp_path / "torchrun")
     assert result.returncode == 0, result.stderr[-3000:]
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    assert init_ray(num_cpus=2)
+    assert [node["NodeManagerAddress"] for node in ray.nodes()] == ["127.0.0.1"]
+    signal.signal(signal.SIGALRM, fail_after_timeout)
+    signal.alarm(TIMEOUT)
     try:
         trainer = TorchTrainer(
             ray_train_loop,
@@ -380,6 +390,7 @@ def test_ray_train_runs_the_same_training_as_torchrun(corpus, encoder_without_dr
         )
         trainer.fit()
     finally:
+        signal.alarm(0)
         ray.shutdown()
     for rank in (0, 1):
         assert [s["step"] for s in read_steps(tmp_path / "steps-ray", rank)] == [0, 1, 2, 3]
