@@ -200,7 +200,7 @@ def train(
     allocator = config["training"]["gpu_allocator"]
     if ranks.gpu_id >= 0 and allocator:
         set_gpu_allocator(allocator)
-    T = registry_resolve_training(config)
+    T = util.registry.resolve(config["training"], schema=ConfigSchemaTraining)
     train_corpus, dev_corpus = util.resolve_dot_names(
         config, [T["train_corpus"], T["dev_corpus"]]
     )
@@ -317,11 +317,6 @@ def train(
     saved = output_path / DIR_MODEL_LAST
     stdout.write(msg.good("Saved pipeline to output directory", saved) + "\n")
     return nlp, saved
-
-
-def registry_resolve_training(config) -> Dict[str, Any]:
-    """The resolved ``[training]`` block, as spaCy's loop resolves it."""
-    return util.registry.resolve(config["training"], schema=ConfigSchemaTraining)
 
 
 def describe_pipeline(nlp: Language) -> Dict[str, Any]:

@@ -3,14 +3,12 @@ Ray cluster (2 CPUs, bound to 127.0.0.1, no dashboard or usage stats): the
 same rows as the local engine, none lost or duplicated."""
 import json
 import os
-import signal
-from typing import Iterator
 
 import pytest
 import spacy
 
 from spacy_xlmr.scale.annotate import Annotator
-from spacy_xlmr.scale.apply import apply, init_ray
+from spacy_xlmr.scale.apply import apply
 
 from .test_annotate import (
     assert_rows_close, multi_head_rows, read_jsonl_dir, shipped_sentences, write_jsonl,
@@ -20,31 +18,7 @@ from .test_annotate import (
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 ray = pytest.importorskip("ray", reason="needs the ray extra: pip install spacy-xlmr[ray]")
-TIMEOUT_S = 240
-
-
-@pytest.fixture(autouse=True)
-def time_limit() -> Iterator[None]:
-    """Fail (instead of hanging CI) if a test takes more than TIMEOUT_S."""
-    def expire(signum, frame):
-        raise TimeoutError(f"Ray test took more than {TIMEOUT_S} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(TIMEOUT_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    address = os.environ.pop("RAY_ADDRESS", None)
-    assert init_ray(num_cpus=2)
-    assert [node["NodeManagerAddress"] for node in ray.nodes()] == ["127.0.0.1"]
-    yield
-    ray.shutdown()
-    if address is not None:
-        os.environ["RAY_ADDRESS"] = address
+pytestmark = pytest.mark.usefixtures("time_limit")
 
 
 @pytest.mark.slow
