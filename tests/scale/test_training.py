@@ -382,3 +382,64 @@ def test_ray_train_runs_the_same_training_as_torchrun(
     by_torchrun = spacy.load(tmp_path / "torchrun" / "model-last")
     by_ray = spacy.load(tmp_path / "ray" / "model-last")
     assert max_weight_difference(by_torchrun, by_ray) <= 1e-5
+
+
+@pytest.mark.parametrize("task", ["mlm", "qa"])
+def test_raw_text_and_qa_data_train_with_ranks_in_step(task, encoder_without_dropout, tmp_path):
+    """The masked-LM config (spaCy's plain-text reader) and the QA config
+    (questions on the docs) train on 2 ranks that hold the same weights
+    before every step; the saved pipeline loads."""
+    if task == "mlm":
+        train = dev = ROOT / "data" / "text-dev"
+    else:
+        from spacy_xlmr.convert import convert_squad
+
+        train = dev = tmp_path / "qa.spacy"
+        convert_squad(ROOT / "data" / "qa" / "xquad" / "xquad.en.json", train)
+    config = Config().from_disk(ROOT / "configs" / f"{task}-tiny.cfg", interpolate=False)
+    config["paths"].update(train=str(train), dev=str(dev), encoder=str(encoder_without_dropout))
+    config["training"].update(max_steps=3, eval_frequency=3)
+    recorder = tmp_path / "steps"
+    config["training"]["before_update"] = {
+        "@callbacks": "spacy_xlmr_tests.record_steps.v1", "path": str(recorder),
+    }
+    config.to_disk(tmp_path / "config.cfg")
+    result = torchrun(2, tmp_path / "config.cfg", tmp_path / "out")
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = [read_steps(recorder, rank) for rank in (0, 1)]
+    assert [s["step"] for s in steps[0]] == [s["step"] for s in steps[1]] == [0, 1, 2, 3]
+    for mine, theirs in zip(*steps):
+        assert theirs["checksum"] == pytest.approx(mine["checksum"], rel=1e-9)
+    assert steps[0][-1]["checksum"] != steps[0][0]["checksum"]
+    assert spacy.load(tmp_path / "out" / "model-last").pipe_names[0] == "transformer"
+
+
+def test_two_machines_rendezvous_like_one(corpus, encoder_without_dropout, tmp_path):
+    """The README's several-machines command (`--nnodes 2 --rdzv-backend c10d
+    --rdzv-endpoint HOST:PORT`, one process per "machine", both on
+    127.0.0.1) trains the same pipeline as 2 processes on one machine."""
+    config = write_config(
+        tmp_path / "nodes.cfg", "xlmr_ner", corpus, encoder_without_dropout,
+        batch_size=2, max_steps=3, recorder=tmp_path / "steps",
+    )
+    one_machine = torchrun(2, config, tmp_path / "one")
+    assert one_machine.returncode == 0, one_machine.stderr[-3000:]
+    endpoint = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+                "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+                "--rdzv-id", "spacy-xlmr-test", "-m", "spacy_xlmr", "train", str(config),
+                "--output", str(tmp_path / "two"), "--code", str(RECORDER),
+            ],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    one = spacy.load(tmp_path / "one" / "model-last")
+    two = spacy.load(tmp_path / "two" / "model-last")
+    assert max_weight_difference(one, two) <= 1e-6
