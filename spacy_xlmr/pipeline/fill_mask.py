@@ -17,6 +17,7 @@ scores are ``mlm_acc`` (masked-piece accuracy) and ``mlm_ppl`` (perplexity),
 on masks drawn with a fixed seed so that evaluations are comparable.
 """
 import math
+import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
@@ -269,21 +270,45 @@ class XLMRFillMask(HeadPipe):
         build_head_module(self.model, self.cfg["vocab_size"], self.cfg["width"], self.cfg["eps"])
 
     def _candidate_ids(self, tokenizer) -> Optional[numpy.ndarray]:
-        """Vocabulary ids of ``targets`` (None: the whole vocabulary)."""
+        """Vocabulary ids of ``targets`` (None: the whole vocabulary), as HF's
+        fill-mask pipeline resolves them: a target that is a piece of the
+        vocabulary as written ("de" and "▁de" are two pieces) is that piece;
+        another is replaced by the first piece of its tokenization, with a
+        warning, and one without pieces is ignored, with a warning."""
         if not self.targets or self._target_ids is not None:
             return self._target_ids
+        vocab = tokenizer.get_vocab()
         ids = []
         for target in self.targets:
-            pieces = tokenizer.tokenize(target)
-            if len(pieces) != 1:
-                raise ValueError(
-                    f"[{self.name}] Target '{target}' isn't one token of the "
-                    f"vocabulary (it splits into {pieces}); use single pieces."
+            if target in vocab:
+                ids.append(vocab[target])
+                continue
+            pieces = tokenizer(
+                target, add_special_tokens=False, return_attention_mask=False,
+                max_length=1, truncation=True, verbose=False,
+            )["input_ids"]
+            if not pieces:
+                warnings.warn(
+                    f"[{self.name}] Target '{target}' has no pieces in the "
+                    "vocabulary: ignored. Give pieces of the vocabulary as targets."
                 )
-            ids.append(tokenizer.convert_tokens_to_ids(pieces[0]))
+                continue
+            warnings.warn(
+                f"[{self.name}] Target '{target}' isn't a piece of the vocabulary: "
+                f"replaced by its first piece, "
+                f"'{tokenizer.convert_ids_to_tokens(pieces[0])}' (as HF's fill-mask "
+                "pipeline does). Give pieces of the vocabulary as targets "
+                "(tokenizer.tokenize(word) lists a word's pieces)."
+            )
+            ids.append(pieces[0])
+        if not ids:
+            raise ValueError(
+                f"[{self.name}] None of the targets {self.targets} has a piece in "
+                "the vocabulary: give pieces of the vocabulary as targets, or "
+                "leave targets unset to predict from the whole vocabulary."
+            )
         self._target_ids = numpy.array(sorted(set(ids)))
         return self._target_ids
-
 
 def _mask_tokens(doc: Doc, mask_id: int) -> List[Optional[Token]]:
     """For each ``<mask>`` piece of the doc (text order), the token that is

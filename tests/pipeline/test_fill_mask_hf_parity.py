@@ -115,3 +115,46 @@ def test_mask_glued_to_a_word_is_predicted_but_not_given_to_a_token(imported, hf
     assert len(standalone) == 1
     assert standalone[0]._.fill_mask == doc._.fill_mask[1]
     assert all(t._.fill_mask is None for t in doc if t.text != "<mask>")
+
+
+# Plain pieces that are in the vocabulary as written ("de" is id 96, "▁de" id
+# 8 in the tiny vocabulary), the same with "▁", and targets that aren't one
+# piece: HF uses a piece as written when the vocabulary has it, else the first
+# piece of the target's tokenization, with a warning.
+TARGETS = [
+    ["de", "a", "o", "tu"],
+    ["de", "▁de", "a", "▁a"],
+    ["capital", "Portugal", "de"],
+    ["", "de", "xyzq"],
+]
+
+
+@pytest.mark.parametrize("targets", TARGETS)
+def test_plain_piece_targets_equal_hf(masked_lm_checkpoint, hf_pipe, targets, recwarn):
+    nlp = from_huggingface(str(masked_lm_checkpoint), "fill-mask", config={"targets": targets})
+    for text in TEXTS:
+        expected = hf_pipe(text, targets=targets)
+        if isinstance(expected[0], dict):
+            expected = [expected]
+        doc = nlp(text)
+        assert len(doc._.fill_mask) == len(expected)
+        for ours, theirs in zip(doc._.fill_mask, expected):
+            assert [p["token"] for p in ours] == [p["token"] for p in theirs]
+            assert [p["token_str"] for p in ours] == [p["token_str"] for p in theirs]
+            assert [p["sequence"] for p in ours] == [p["sequence"] for p in theirs]
+            for a, b in zip(ours, theirs):
+                assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+
+
+def test_targets_that_are_not_pieces_warn_as_hf(masked_lm_checkpoint):
+    """As HF's pipeline: a target that isn't a piece of the vocabulary is
+    replaced by the first piece of its tokenization (with a warning naming
+    both), one without pieces is ignored (with a warning), and none left is an
+    error."""
+    with pytest.warns(UserWarning, match=r"\[fill_mask\] Target 'capital'.*'▁ca'"):
+        from_huggingface(str(masked_lm_checkpoint), "fill-mask", config={"targets": ["capital"]})
+    with pytest.warns(UserWarning, match=r"\[fill_mask\] Target ' '.*ignored"):
+        from_huggingface(str(masked_lm_checkpoint), "fill-mask", config={"targets": [" ", "de"]})
+    with pytest.raises(ValueError, match=r"\[fill_mask\] None of the targets"):
+        with pytest.warns(UserWarning):
+            from_huggingface(str(masked_lm_checkpoint), "fill-mask", config={"targets": [""]})
