@@ -202,14 +202,18 @@ def apply_cli(
     ),
     text_key: str = typer.Option("text", help="Text field of .jsonl/.parquet rows"),
     id_key: str = typer.Option("id", help="Id field (default id: the row's 0-based index)"),
-    shard_size: int = typer.Option(1000, help="Rows per output shard (the unit of resuming)"),
+    shard_size: int = typer.Option(
+        1000, help="Rows per output shard (the unit of resuming and of a Ray worker's work)",
+    ),
     batch_size: int = typer.Option(64, help="nlp.pipe batch size"),
     n_process: int = typer.Option(1, "--n-process", "-n", help="Processes (local engine)"),
     threads: Optional[int] = typer.Option(
         None, help="torch threads per process / Ray worker (default: its share of the CPUs)"
     ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU of the local engine, -1 for CPU"),
-    workers: int = typer.Option(1, help="Ray actors (ray engine)"),
+    workers: int = typer.Option(
+        1, help="Ray actors (ray engine), each loads the pipeline once and reads its shards"
+    ),
     gpus_per_worker: float = typer.Option(0.0, help="GPUs per Ray actor (e.g. 0.5: two per GPU)"),
     address: Optional[str] = typer.Option(
         None, help="Ray cluster to join (auto, ray://host:10001); default: a local one"

@@ -1,6 +1,7 @@
 """``spacy-xlmr apply``: annotate a corpus with a pipeline, on this machine
-(``nlp.pipe``) or on a Ray cluster (Ray Data ``map_batches`` over
-``Annotator`` actors), into sharded, resumable output (``corpus_io``)."""
+(``nlp.pipe``) or on a Ray cluster (one Ray Data ``map_batches`` stage over a
+pool of actors that each read and annotate whole shards), into sharded,
+resumable output (``corpus_io``)."""
 import hashlib
 import itertools
 import os
@@ -12,8 +13,10 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 import spacy
 from tqdm import tqdm
 
-from .annotate import Annotator, Row, pipeline_columns, pipeline_path
-from .corpus_io import ShardedOutput, check_inputs, input_files, read_records, scan, shards
+from .annotate import Annotator, Row, arrow_schema, pipeline_columns, pipeline_path
+from .corpus_io import (
+    Position, ShardedOutput, check_inputs, input_files, read_records, scan, shards,
+)
 
 ENGINES = ("local", "ray")
 Shard = Tuple[int, List[Row]]
@@ -46,7 +49,6 @@ def apply(
     workers: int = 1,
     gpus_per_worker: float = 0.0,
     address: Optional[str] = None,
-    window_shards: int = 64,
     progress: Optional[bool] = None,
 ) -> ApplyResult:
     """Annotate every row of ``input_spec`` with ``pipeline`` into
@@ -61,26 +63,36 @@ def apply(
     path = pipeline_path(pipeline)
     columns = pipeline_columns(spacy.util.load_config(path / "config.cfg"))
     out = ShardedOutput(output, fmt)
-    fingerprint, n_rows = scan(files)
+    scanned = scan(files, shard_size)
+    n_rows = scanned.rows
     out.start({
-        "input": fingerprint,
+        "input": scanned.fingerprint,
         "rows": n_rows,
         "pipeline": _fingerprint(path / "config.cfg", path / "meta.json"),
         "options": {"text_key": text_key, "id_key": id_key, "shard_size": shard_size},
     })
     n_shards = -(-n_rows // shard_size)
     done = [i for i in range(n_shards) if out.done(i)]
-    records = read_records(files, text_key=text_key, id_key=id_key,
-                           questions_key="questions" if "answers" in columns else None)
-    pending = ((i, rows) for i, rows in shards(records, shard_size) if not out.done(i))
+    read: Dict[str, Any] = {
+        "text_key": text_key, "id_key": id_key,
+        "questions_key": "questions" if "answers" in columns else None,
+    }
     options: Dict[str, Any] = {"batch_size": batch_size, "with_docs": out.format == "spacy"}
     if engine == "local":
+        records = read_records(files, **read)
+        pending = ((i, rows) for i, rows in shards(records, shard_size) if not out.done(i))
         results = _run_local(pipeline, pending, n_process=n_process, threads=threads,
                              gpu_id=gpu_id, **options)
     else:
-        results = _run_ray(pipeline, pending, workers=workers, threads=threads,
-                           gpus_per_worker=gpus_per_worker, address=address,
-                           window_shards=window_shards, **options)
+        todo = [
+            RayShard(i, start, min(shard_size, n_rows - start.row))
+            for i, start in enumerate(scanned.shard_starts) if not out.done(i)
+        ]
+        if Path(pipeline).exists():  # the actors may run in another directory
+            pipeline = str(Path(pipeline).resolve())
+        results = _run_ray(pipeline, [str(f.resolve()) for f in files], todo, read=read,
+                           workers=workers, threads=threads, gpus_per_worker=gpus_per_worker,
+                           address=address, **options)
     annotated = errors = 0
     initial = sum(min(shard_size, n_rows - i * shard_size) for i in done)
     if progress is None:
@@ -137,53 +149,94 @@ def init_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> b
     return True
 
 
+@dataclass(frozen=True)
+class RayShard:
+    """A shard for the Ray engine: its index, where its first input row is,
+    how many rows it has."""
+
+    index: int
+    start: Position
+    rows: int
+
+
 def _run_ray(
-    pipeline: str, pending: Iterable[Shard], *, workers: int, threads: Optional[int],
-    gpus_per_worker: float, address: Optional[str], window_shards: int, batch_size: int,
-    with_docs: bool,
+    pipeline: str, files: List[str], todo: List[RayShard], *, read: Dict[str, Any],
+    workers: int, threads: Optional[int], gpus_per_worker: float, address: Optional[str],
+    batch_size: int, with_docs: bool,
 ) -> Iterator[Shard]:
-    """Annotate the shards with ``workers`` Annotator actors in Ray Data,
-    ``window_shards`` shards per dataset; output rows in input order."""
+    """Annotate the shards ``todo`` with one Ray Data pipeline: a dataset of
+    shard positions (one block each) mapped by a pool of ``workers``
+    ShardAnnotator actors, each of which reads a shard's rows from the input
+    files and annotates them. Yields the shards in order as they arrive."""
+    if not todo:
+        return
     started = init_ray(address)
-    import pyarrow as pa
     import ray
 
     context = ray.data.DataContext.get_current()
     preserve_order = context.execution_options.preserve_order
     progress_bars = context.enable_progress_bars
     context.execution_options.preserve_order = True
-    context.enable_progress_bars = False  # apply shows its own, over all windows
+    context.enable_progress_bars = False  # apply shows its own
     try:
         cpus = threads or max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
-        kwargs = {"pipeline": pipeline, "batch_size": batch_size, "threads": cpus,
-                  "with_docs": with_docs}
-        question = pa.struct([("id", pa.string()), ("question", pa.string())])
-        schema = pa.schema([("id", pa.string()), ("text", pa.string()),
-                            ("questions", pa.list_(question)), ("error", pa.string())])
-        pending = iter(pending)
-        while True:
-            window = list(itertools.islice(pending, window_shards))
-            if not window:
-                break
-            table = pa.Table.from_pylist([r for _, rows in window for r in rows], schema=schema)
-            blocks = [table.slice(i, batch_size) for i in range(0, len(table), batch_size)]
-            dataset = ray.data.from_arrow(blocks).map_batches(
-                Annotator, fn_constructor_kwargs=kwargs, batch_format="pyarrow",
-                batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=workers),
-                num_cpus=cpus,
-                num_gpus=gpus_per_worker or None,
-            )
-            rows = (
-                row for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None)
-                for row in batch.to_pylist(maps_as_pydicts="strict")
-            )
-            for index, records in window:
-                annotated = list(itertools.islice(rows, len(records)))
-                if [r["id"] for r in annotated] != [r["id"] for r in records]:
-                    raise RuntimeError(f"Ray Data returned shard {index}'s rows out of order")
-                yield index, annotated
+        kwargs = {"files": files, "read": read, "pipeline": pipeline, "batch_size": batch_size,
+                  "threads": cpus, "with_docs": with_docs}
+        items = [{"shard": s.index, "file": s.start.file, "offset": s.start.offset,
+                  "line": s.start.line, "row": s.start.row, "rows": s.rows} for s in todo]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            ShardAnnotator, fn_constructor_kwargs=kwargs, batch_format="pyarrow", batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
+            num_cpus=cpus, num_gpus=gpus_per_worker or None,
+        )
+        batches: Iterable[Any] = dataset.iter_batches(batch_format="pyarrow", batch_size=None)
+        rows = (row for batch in batches for row in batch.to_pylist(maps_as_pydicts="strict"))
+        for shard in todo:
+            annotated = list(itertools.islice(rows, shard.rows))
+            if len(annotated) != shard.rows or any(
+                r.pop(SHARD_COLUMN) != shard.index for r in annotated
+            ):
+                raise RuntimeError(f"Ray Data returned shard {shard.index}'s rows out of order")
+            yield shard.index, annotated
     finally:
         context.execution_options.preserve_order = preserve_order
         context.enable_progress_bars = progress_bars
         if started:
             ray.shutdown()
+
+
+SHARD_COLUMN = "_shard"
+
+
+class ShardAnnotator:
+    """A Ray Data actor of the Ray engine: loads the pipeline once, then maps
+    a batch of shard positions (``shard``, ``file``, ``offset``, ``line``,
+    ``row``, ``rows``) to the annotated rows of those shards, which it reads
+    from the input files itself (so the driver never holds the corpus), with
+    their shard index in a ``_shard`` column."""
+
+    def __init__(self, files: List[str], read: Dict[str, Any], **annotator: Any) -> None:
+        self.files = [Path(f) for f in files]
+        self.read = read
+        self.annotator = Annotator(**annotator)
+        self.schema = arrow_schema(self.annotator.columns)
+
+    def __call__(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        tables = []
+        for item in batch.to_pylist():
+            start = Position(item["file"], item["offset"], item["line"], item["row"])
+            records = list(itertools.islice(
+                read_records(self.files, start=start, **self.read), item["rows"]
+            ))
+            if len(records) != item["rows"]:
+                raise RuntimeError(
+                    f"Shard {item['shard']}: {len(records)} input rows, not {item['rows']}: "
+                    "the input changed during the job"
+                )
+            table = pa.Table.from_pylist(self.annotator.annotate(records), schema=self.schema)
+            tables.append(table.append_column(
+                SHARD_COLUMN, pa.array([item["shard"]] * len(table), pa.int64())
+            ))
+        return pa.concat_tables(tables)

@@ -4,7 +4,8 @@ Input: ``.jsonl`` (an object per line), ``.txt`` (a doc per line) or
 ``.parquet`` files, or a directory or glob of them, read as one stream of
 records ``{"id", "text", "questions", "error"}`` in file order. A line that
 isn't UTF-8 or JSON becomes a record with its ``error``; a missing id becomes
-the row's 0-based index in the stream.
+the row's 0-based index in the stream. ``scan`` also finds where each shard
+starts (a ``Position``), from which ``read_records`` reads that shard alone.
 
 Output: shard ``i`` (input rows ``i * shard_size`` onwards) is written to
 ``part-{i:05d}.{jsonl,parquet,spacy}`` under a temporary name and renamed when
@@ -16,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -49,22 +51,58 @@ def input_files(spec: str) -> List[Path]:
     return files
 
 
-def scan(files: Sequence[Path]) -> Tuple[str, int]:
-    """The fingerprint (SHA-256 of the files' bytes, in order) and row count."""
+@dataclass(frozen=True)
+class Position:
+    """Where an input row starts: ``file`` (index into the input files),
+    ``offset`` (byte offset in a .jsonl/.txt file, row in a .parquet file),
+    ``line`` (0-based line number of a .jsonl/.txt file) and ``row`` (its
+    0-based index in the whole input)."""
+
+    file: int
+    offset: int
+    line: int
+    row: int
+
+
+@dataclass
+class Scan:
+    """What ``scan`` found: the input's fingerprint, its row count and the
+    position of the first row of each shard."""
+
+    fingerprint: str
+    rows: int
+    shard_starts: List[Position]
+
+
+def scan(files: Sequence[Path], shard_size: int) -> Scan:
+    """Read the files once: their fingerprint (SHA-256 of the bytes, in
+    order), row count and where each shard of ``shard_size`` rows starts."""
     digest = hashlib.sha256()
     n_rows = 0
-    for path in files:
-        with path.open("rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
+    starts: List[Position] = []
+    for file_index, path in enumerate(files):
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            n_rows += pq.ParquetFile(path).metadata.num_rows
-        else:
             with path.open("rb") as file:
-                n_rows += sum(1 for line in file if _is_row(path, line))
-    return digest.hexdigest(), n_rows
+                for block in iter(lambda: file.read(1 << 20), b""):
+                    digest.update(block)
+            in_file = pq.ParquetFile(path).metadata.num_rows
+            first = -n_rows % shard_size  # the first row of the file that starts a shard
+            starts.extend(Position(file_index, offset, 0, n_rows + offset)
+                          for offset in range(first, in_file, shard_size))
+            n_rows += in_file
+            continue
+        offset = 0
+        with path.open("rb") as file:
+            for line_no, line in enumerate(file):
+                digest.update(line)
+                if _is_row(path, line):
+                    if n_rows % shard_size == 0:
+                        starts.append(Position(file_index, offset, line_no, n_rows))
+                    n_rows += 1
+                offset += len(line)
+    return Scan(digest.hexdigest(), n_rows, starts)
 
 
 def _is_row(path: Path, line: bytes) -> bool:
@@ -74,13 +112,17 @@ def _is_row(path: Path, line: bytes) -> bool:
 
 def read_records(
     files: Sequence[Path], *, text_key: str = "text", id_key: str = "id",
-    questions_key: Optional[str] = None,
+    questions_key: Optional[str] = None, start: Optional[Position] = None,
 ) -> Iterator[Row]:
     """Records ``{"id", "text", "questions", "error"}`` of every input row,
-    in order (questions read only with a ``questions_key``)."""
-    index = 0
-    for path in files:
-        for raw in _raw_rows(path, text_key, id_key, questions_key):
+    in order (questions read only with a ``questions_key``), from the row at
+    ``start`` (a ``Position`` from ``scan``) if given."""
+    index = start.row if start else 0
+    for file_index, path in enumerate(files):
+        if start is not None and file_index < start.file:
+            continue
+        here = start if start is not None and file_index == start.file else None
+        for raw in _raw_rows(path, text_key, id_key, questions_key, here):
             record = {"id": raw.get("id"), "text": raw.get("text"), "questions": None,
                       "error": raw.get("error")}
             if record["id"] is None:
@@ -136,9 +178,11 @@ def _check_text_key(path: Path, text_key: str) -> None:
 
 
 def _raw_rows(
-    path: Path, text_key: str, id_key: str, questions_key: Optional[str]
+    path: Path, text_key: str, id_key: str, questions_key: Optional[str],
+    start: Optional[Position] = None,
 ) -> Iterator[Row]:
-    """``{"id", "text", "questions"}`` (or ``{"error"}``) per row of a file."""
+    """``{"id", "text", "questions"}`` (or ``{"error"}``) per row of a file,
+    from ``start`` (its offset and line) if given."""
     keys = {"id": id_key, "text": text_key}
     if questions_key is not None:
         keys["questions"] = questions_key
@@ -147,12 +191,27 @@ def _raw_rows(
 
         parquet = pq.ParquetFile(path)
         columns = [key for key in keys.values() if key in parquet.schema_arrow.names]
-        for batch in parquet.iter_batches(columns=columns):
-            for row in batch.to_pylist():
+        skip = start.offset if start else 0  # rows before the start
+        groups: List[int] = []
+        for group in range(parquet.num_row_groups):
+            group_rows = parquet.metadata.row_group(group).num_rows
+            if not groups and skip >= group_rows:
+                skip -= group_rows
+            else:
+                groups.append(group)
+        if not groups:
+            return
+        for batch in parquet.iter_batches(row_groups=groups, columns=columns):
+            rows = batch.to_pylist()
+            if skip:
+                rows, skip = rows[skip:], max(0, skip - len(rows))
+            for row in rows:
                 yield {name: row.get(key) for name, key in keys.items()}
         return
     with path.open("rb") as file:
-        for line_no, line in enumerate(file):
+        if start is not None:
+            file.seek(start.offset)
+        for line_no, line in enumerate(file, start.line if start else 0):
             if not _is_row(path, line):
                 continue
             where = f"{path.name} line {line_no + 1}"

@@ -2,6 +2,7 @@
 with the local engine: rows equal the pipeline's own annotations, sharded
 output is resumable (each row written exactly once after a kill), bad rows
 get an error and never stop the job."""
+import itertools
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from typer.testing import CliRunner
 from spacy_xlmr.cli import app
 from spacy_xlmr.scale.annotate import Annotator, pipeline_columns, spark_schema
 from spacy_xlmr.scale.apply import apply
-from spacy_xlmr.scale.corpus_io import MANIFEST
+from spacy_xlmr.scale.corpus_io import MANIFEST, input_files, read_records, scan
 
 ROOT = Path(__file__).parents[2]
 TEXTS = sorted((ROOT / "data" / "text").glob("ntrex128-*.txt"))
@@ -268,6 +269,33 @@ def test_interrupted_run_resumes_and_writes_each_row_once(ner_pipeline, tmp_path
     fresh = apply(str(ner_pipeline), str(source), tmp_path / "fresh.jsonl", shard_size=20)
     fresh_rows = [json.loads(line) for line in fresh.output.read_text().splitlines()]
     assert_rows_close(rows, fresh_rows)
+
+
+def test_each_shard_is_read_from_its_scanned_start(tmp_path):
+    """What the Ray engine's actors read from a shard's start position (from
+    scan) is that shard of the one stream of records: across files, blank
+    lines, bad lines and parquet row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "a.jsonl").write_bytes(
+        b'{"text": "a0"}\n\n{"text": "a1", "id": 7}\n{"text": "S\xe3o"}\nnot json\n'
+        b'{"text": "a4", "questions": ["Who?"]}\n'
+    )
+    pq.write_table(pa.table({"text": [f"b{i}" for i in range(11)]}), tmp_path / "b.parquet",
+                   row_group_size=3)
+    (tmp_path / "c.txt").write_text("c0\n\nc2\nc3\n")
+    files = input_files(str(tmp_path))
+    stream = list(read_records(files, questions_key="questions"))
+    assert len(stream) == 20 and stream[2]["error"].startswith("a.jsonl line 4: invalid UTF-8")
+    for shard_size in (1, 2, 3, 4, 7, 100):
+        scanned = scan(files, shard_size)
+        assert scanned.rows == 20 and len(scanned.shard_starts) == -(-20 // shard_size)
+        for i, start in enumerate(scanned.shard_starts):
+            assert start.row == i * shard_size
+            records = read_records(files, questions_key="questions", start=start)
+            shard = stream[i * shard_size:(i + 1) * shard_size]
+            assert list(itertools.islice(records, len(shard))) == shard
 
 
 def test_txt_and_parquet_inputs_and_outputs(ner_pipeline, tmp_path):

@@ -31,7 +31,7 @@ def test_ray_engine_equals_local_engine(pipeline_name, n_rows, ray_cluster, requ
     options = {"shard_size": 64, "batch_size": 16}
     local = apply(pipeline, str(source), tmp_path / "local", **options)
     remote = apply(pipeline, str(source), tmp_path / "ray", engine="ray", workers=2,
-                   window_shards=2, **options)
+                   **options)
     assert (remote.rows, remote.annotated, remote.errors) == (n_rows, n_rows, 1)
     assert (local.rows, local.annotated, local.errors) == (n_rows, n_rows, 1)
     local_rows, ray_rows = read_jsonl_dir(tmp_path / "local"), read_jsonl_dir(tmp_path / "ray")
