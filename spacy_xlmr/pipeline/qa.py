@@ -22,6 +22,7 @@ where a boundary falls inside a token (unsegmented Chinese or Thai with the
 answer text, not the span.
 """
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -35,7 +36,7 @@ from thinc.types import Floats1d
 
 from ..encoder.alignment import trim_span
 from ..encoder.listener import encoder_of
-from ..encoder.model import check_loaded, get_transformer
+from ..encoder.model import check_loaded, get_transformer, is_loaded
 from ..encoder.pairs import (
     ContextPieces,
     PairWindow,
@@ -56,6 +57,8 @@ DEFAULT_QA_MODEL = Config().from_str(
 upstream = "*"
 """
 )["model"]
+# The most positions XLM-R checkpoints take (before the encoder is loaded).
+_XLMR_POSITIONS = 512
 # Masked positions' logit, as in HF's pipeline.
 _MASKED = -10000.0
 # Answers are decoded on the CPU whatever the model's device.
@@ -125,8 +128,9 @@ def make_xlmr_qa(
     spans_key (str): Key of the answers' span group in ``doc.spans``.
     top_k (int): Answers per question.
     max_seq_len (int): Pieces per encoder input (question, context window and
-        4 special tokens).
-    doc_stride (int): Overlap of consecutive context windows, in pieces.
+        4 special tokens); at most what the encoder takes (512 for XLM-R).
+    doc_stride (int): Overlap of consecutive context windows, in pieces;
+        smaller than ``max_seq_len - max_question_len - 4``.
     max_question_len (int): Questions are cut to this many pieces.
     max_answer_len (int): Longest answer, in pieces.
     handle_impossible_answer (bool): Allow no answer (SQuAD 2.0).
@@ -177,23 +181,6 @@ class XLMRQuestionAnswerer(HeadPipe):
         max_answer_len: int = 15,
         handle_impossible_answer: bool = False,
     ) -> None:
-        for option, value in (
-            ("top_k", top_k), ("max_answer_len", max_answer_len),
-            ("max_question_len", max_question_len),
-        ):
-            if value < 1:
-                raise ValueError(f"{option} must be at least 1, got {value}.")
-        # <s> question </s></s> context </s>: the longest question leaves
-        # this much room for the context, which doc_stride overlaps.
-        context_room = max_seq_len - max_question_len - 4
-        if not 0 <= doc_stride < context_room:
-            raise ValueError(
-                f"doc_stride ({doc_stride}) must be smaller than the room a question "
-                f"of max_question_len ({max_question_len}) pieces leaves for the "
-                f"context in max_seq_len ({max_seq_len}) positions: {context_room} "
-                "(4 positions go to <s> and </s>). Lower doc_stride or "
-                "max_question_len, or raise max_seq_len."
-            )
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -206,6 +193,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         self.max_answer_len = max_answer_len
         self.handle_impossible_answer = handle_impossible_answer
         self.cfg: Dict[str, Any] = {"labels": [], "width": None}
+        self._check_settings()
 
     def ask(
         self,
@@ -370,10 +358,28 @@ class XLMRQuestionAnswerer(HeadPipe):
         encoder = encoder_of(self.model)
         check_loaded(encoder)
         self._report_data_problems(get_examples, self._training_problems, report_all=False)
-        self._check_max_seq_len()
+        self._check_settings()
         self._build_head()
         if hf_checkpoint is not None:
             self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
+
+    def from_bytes(
+        self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
+    ) -> "XLMRQuestionAnswerer":
+        """Load from ``to_bytes`` output; the settings are checked against
+        the loaded encoder."""
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._check_settings()
+        return self
+
+    def from_disk(
+        self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
+    ) -> "XLMRQuestionAnswerer":
+        """Load from a ``to_disk`` directory; the settings are checked
+        against the loaded encoder."""
+        super().from_disk(path, exclude=exclude)
+        self._check_settings()
+        return self
 
     def add_label(self, label: str) -> int:
         raise NotImplementedError(f"[{self.name}] Question answering has no labels.")
@@ -413,14 +419,77 @@ class XLMRQuestionAnswerer(HeadPipe):
                 )
         return sorted(problems)
 
-    def _check_max_seq_len(self) -> None:
-        config = get_transformer(encoder_of(self.model)).config
-        limit = config.max_position_embeddings - config.pad_token_id - 1
-        if self.max_seq_len > limit:
+    def _check_settings(self) -> None:
+        """Refuse settings the pairs can't be cut with, naming the allowed
+        range. Run wherever they can change: at construction (the config,
+        also one overridden at ``spacy.load``), after loading, at
+        ``initialize`` and before every pass (attributes set in between).
+        The encoder's longest input is checked once it is loaded."""
+        for option in ("top_k", "max_answer_len", "max_question_len", "max_seq_len", "doc_stride"):
+            value = getattr(self, option)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(
+                    f"[{self.name}] {option} = {value!r} is not an integer: set "
+                    f"{option} to a whole number of pieces (or answers, for top_k)."
+                )
+        for option in ("top_k", "max_answer_len", "max_question_len"):
+            value = getattr(self, option)
+            if value < 1:
+                raise ValueError(
+                    f"[{self.name}] {option} = {value} is out of range: set {option} >= 1."
+                )
+        limit = self._encoder_positions()
+        # <s> question </s></s> context </s>: a context window needs at least
+        # one piece more than the overlap doc_stride.
+        shortest = self.max_question_len + 5
+        most = limit or _XLMR_POSITIONS
+        if shortest > most and (limit is not None or self.max_seq_len < shortest):
             raise ValueError(
-                f"[{self.name}] max_seq_len = {self.max_seq_len} is more than the "
-                f"encoder takes ({limit} positions): set max_seq_len <= {limit}."
+                f"[{self.name}] max_question_len = {self.max_question_len} is out of "
+                f"range: set 1 <= max_question_len <= {most - 5}, so that a question "
+                f"leaves the context at least 1 of the {most} positions the encoder "
+                "takes (4 go to <s> and </s>)."
             )
+        if self.max_seq_len < shortest or (limit is not None and self.max_seq_len > limit):
+            allowed = (
+                f"{shortest} <= max_seq_len <= {limit}" if limit is not None
+                else f"max_seq_len >= {shortest}"
+            )
+            takes = f"{limit or _XLMR_POSITIONS} positions" + ("" if limit else " (XLM-R)")
+            raise ValueError(
+                f"[{self.name}] max_seq_len = {self.max_seq_len} is out of range: set "
+                f"{allowed}. The encoder takes at most {takes}; 4 positions go to "
+                f"<s> and </s>, and a question of max_question_len = "
+                f"{self.max_question_len} pieces must leave the context at least 1."
+            )
+        # The room the longest question leaves for the context, which
+        # doc_stride overlaps.
+        context_room = self.max_seq_len - self.max_question_len - 4
+        if not 0 <= self.doc_stride < context_room:
+            fixes = [f"0 <= doc_stride <= {context_room - 1}"]
+            if self.doc_stride >= 0:
+                if self.max_seq_len - self.doc_stride - 5 >= 1:
+                    fixes.append(f"max_question_len <= {self.max_seq_len - self.doc_stride - 5}")
+                longest = self.max_question_len + self.doc_stride + 5
+                if longest <= (limit or _XLMR_POSITIONS):
+                    fixes.append(f"max_seq_len >= {longest}")
+            raise ValueError(
+                f"[{self.name}] doc_stride = {self.doc_stride} is out of range: the "
+                "overlap of context windows must be at least 0 and smaller than the "
+                f"room a question of max_question_len = {self.max_question_len} "
+                f"pieces leaves for the context in max_seq_len = {self.max_seq_len} "
+                f"positions ({context_room}; 4 positions go to <s> and </s>). "
+                f"Set {'; or '.join(fixes)}."
+            )
+
+    def _encoder_positions(self) -> Optional[int]:
+        """The most positions the loaded encoder takes (None before it is
+        connected and loaded)."""
+        encoder = getattr(self.model.get_ref("listener"), "encoder", None)
+        if encoder is None or not is_loaded(encoder):
+            return None
+        config = get_transformer(encoder).config
+        return config.max_position_embeddings - config.pad_token_id - 1
 
     def _encode(
         self, docs: Sequence[Doc], questions: Sequence[Sequence[Question]]
@@ -429,6 +498,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         them in one list (for one batched encoder pass)."""
         encoder = encoder_of(self.model)
         check_loaded(encoder)
+        self._check_settings()
         tokenizer = encoder.attrs["tokenizer"]
         contexts = encode_contexts(tokenizer, [doc.text for doc in docs])
         question_ids = encode_questions(

@@ -161,19 +161,74 @@ def test_ask_before_initialize_says_to_initialize(tiny_checkpoint):
 
 def test_bad_options_are_refused(tiny_checkpoint):
     nlp = make_nlp(tiny_checkpoint)
-    with pytest.raises(ValueError, match="doc_stride"):
+    message = r"\[xlmr_qa\] doc_stride = 384 is out of range.*0 <= doc_stride <= 315"
+    with pytest.raises(ValueError, match=message):
         nlp.add_pipe("xlmr_qa", config={"doc_stride": 384})
     # The longest question would leave the context only 28 positions, fewer
     # than the overlap: refused at once, not at the first long question.
-    with pytest.raises(ValueError, match="Lower doc_stride or max_question_len"):
-        nlp.add_pipe("xlmr_qa", config={"max_seq_len": 48, "doc_stride": 40, "max_question_len": 16})
-    with pytest.raises(ValueError, match="max_question_len"):
+    message = "doc_stride <= 27; or max_question_len <= 3; or max_seq_len >= 61"
+    with pytest.raises(ValueError, match=message):
+        nlp.add_pipe(
+            "xlmr_qa", config={"max_seq_len": 48, "doc_stride": 40, "max_question_len": 16}
+        )
+    message = "max_seq_len = 16 is out of range: set max_seq_len >= 69.*max_question_len = 64"
+    with pytest.raises(ValueError, match=message):
         nlp.add_pipe("xlmr_qa", config={"max_seq_len": 16, "doc_stride": 4, "max_question_len": 64})
-    with pytest.raises(ValueError, match="top_k"):
+    message = "max_question_len = 600 is out of range: set 1 <= max_question_len <= 507"
+    with pytest.raises(ValueError, match=message):
+        nlp.add_pipe("xlmr_qa", config={"max_question_len": 600})
+    with pytest.raises(ValueError, match="top_k = 0 is out of range: set top_k >= 1"):
         nlp.add_pipe("xlmr_qa", config={"top_k": 0})
     nlp.add_pipe("xlmr_qa", config={"max_seq_len": 1000})
-    with pytest.raises(ValueError, match="max_seq_len"):
+    message = "max_seq_len = 1000 is out of range: set 69 <= max_seq_len <= 512"
+    with pytest.raises(ValueError, match=message):
         nlp.initialize()
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"max_seq_len": 1000}, "max_seq_len = 1000 is out of range: set 69 <= max_seq_len <= 512"),
+    ({"max_seq_len": 16}, "max_seq_len = 16 is out of range: set max_seq_len >= 69"),
+    ({"doc_stride": -1}, "doc_stride = -1 is out of range.*Set 0 <= doc_stride <= 315"),
+    ({"doc_stride": 400},
+     "doc_stride = 400 is out of range.*Set 0 <= doc_stride <= 315; or max_seq_len >= 469"),
+    ({"max_question_len": 0}, "max_question_len = 0 is out of range: set max_question_len >= 1"),
+    ({"max_question_len": 320}, "doc_stride = 128 is out of range.*max_question_len <= 251"),
+])
+def test_settings_overridden_at_load_are_refused_naming_the_range(
+    question_answering_checkpoint, tmp_path, override, message
+):
+    """Settings given to spacy.load are checked when the component is built
+    and again against the loaded encoder, not left to fail inside torch."""
+    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering")
+    nlp.to_disk(tmp_path / "qa")
+    with pytest.raises(ValueError, match=r"\[qa\] " + message):
+        spacy.load(tmp_path / "qa", config={"components": {"qa": override}})
+
+
+def test_settings_changed_after_loading_are_refused_before_a_pass(question_answering_checkpoint):
+    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering")
+    qa = nlp.get_pipe("qa")
+    qa.max_seq_len = 600
+    with pytest.raises(ValueError, match=r"\[qa\] max_seq_len = 600 is out of range"):
+        qa.ask("Lisboa é a capital.", "Qual é a capital?")
+    qa.max_seq_len = 384
+    qa.doc_stride = 1.5
+    with pytest.raises(ValueError, match=r"\[qa\] doc_stride = 1.5 is not an integer"):
+        qa.ask("Lisboa é a capital.", "Qual é a capital?")
+
+
+def test_settings_are_checked_against_the_encoder_loaded_from_bytes(question_answering_checkpoint):
+    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering")
+    small = spacy.blank("xx")
+    small.add_pipe(
+        "xlmr_transformer", name="transformer",
+        config={"model": {"name": str(question_answering_checkpoint)}},
+    )
+    qa = small.add_pipe("xlmr_qa", name="qa")
+    qa.max_seq_len = 513  # accepted before an encoder is loaded: its limit is unknown
+    message = r"\[qa\] max_seq_len = 513 is out of range: set 69 <= max_seq_len <= 512"
+    with pytest.raises(ValueError, match=message):
+        small.from_bytes(nlp.to_bytes())
 
 
 def test_qa_only_pipeline_runs_with_the_encoder_component_disabled(question_answering_checkpoint):
