@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 from .. import hf
 from .alignment import DocPieces, tokenize_docs
 from .precision import check_precision, clear_inference_cache, predict_hidden
-from .windows import Span, piece_owners, window_spans
+from .windows import Span, check_window_settings, piece_owners, window_spans
 
 EncoderModel = Model[List[Doc], List[TransformerData]]
 # Most padding in a batch of windows on CPU, as a share of its positions:
@@ -97,19 +97,12 @@ def build_encoder(
         time per step; benchmarks/train_speed.py).
     """
     check_precision(inference_precision)
+    check_window_settings(window_size, stride)
     if max_batch_pieces < window_size + 2:
         raise ValueError(
             f"max_batch_pieces ({max_batch_pieces}) must hold at least one full "
             f"window ({window_size + 2} positions with <s> and </s>): raise it, or "
             "lower window_size (at most 510 for XLM-R checkpoints)."
-        )
-    if window_size < 1:
-        raise ValueError(f"window_size must be positive, got {window_size}.")
-    if not 0 < stride < window_size:
-        raise ValueError(
-            f"stride ({stride}) must be positive and smaller than window_size "
-            f"({window_size}), so that windows overlap; e.g. stride = "
-            f"{max(1, window_size * 3 // 4)}."
         )
     return Model(
         "xlmr_encoder",
@@ -154,28 +147,27 @@ def is_loaded(model: EncoderModel) -> bool:
 def load_checkpoint(model: EncoderModel, name_or_path: Union[str, Path]) -> None:
     """Load config, tokenizer and weights from a hub name or directory (the
     one path used by initialize, from_disk and from_bytes)."""
+    name_or_path = os.path.expanduser(name_or_path)  # hub names never start with ~
     config = hf.load_config(name_or_path)
     tokenizer = hf.load_tokenizer(name_or_path)
     transformer = hf.load_encoder(name_or_path, config=config)
-    set_encoder(model, transformer, tokenizer)
+    set_encoder(model, transformer, tokenizer, source=str(name_or_path))
 
 
 def set_encoder(
     model: EncoderModel,
     transformer: "XLMRobertaModel",
     tokenizer: "PreTrainedTokenizerFast",
+    *,
+    source: Optional[str] = None,
 ) -> None:
-    """Install an ``XLMRobertaModel`` and its fast tokenizer in ``model``."""
+    """Install an ``XLMRobertaModel`` and its fast tokenizer in ``model``
+    (``source``: where they come from, for errors)."""
+    check_tokenizer_fits(transformer, tokenizer, source or model.attrs["name"])
     config = transformer.config
     # RoBERTa position ids start after the padding index.
     max_length = config.max_position_embeddings - config.pad_token_id - 1
-    window_size = model.attrs["window_size"]
-    if window_size + 2 > max_length:
-        raise ValueError(
-            f"window_size = {window_size} is too large: with <s> and </s> a "
-            f"window would have {window_size + 2} positions, but the model "
-            f"takes at most {max_length}. Set window_size <= {max_length - 2}."
-        )
+    check_window_settings(model.attrs["window_size"], model.attrs["stride"], max_length - 2)
     if model.attrs["gradient_checkpointing"]:
         # Non-reentrant checkpointing: the one torch recommends, and the one
         # that works when the inputs (token ids) need no gradient.
@@ -208,6 +200,33 @@ def set_encoder(
     model.attrs["tokenizer"] = tokenizer
     model.set_dim("nO", config.hidden_size, force=True)
     clear_inference_cache(model)
+
+
+def check_tokenizer_fits(
+    transformer: "XLMRobertaModel", tokenizer: "PreTrainedTokenizerFast", source: str
+) -> None:
+    """Refuse a tokenizer with ids past the rows of the embedding matrix
+    (tokens added without resizing the embeddings): the encoder would fail
+    with an IndexError on the first text that contains one."""
+    n_rows = transformer.get_input_embeddings().num_embeddings
+    vocab = tokenizer.get_vocab()  # type: ignore[attr-defined]
+    n_ids = max(vocab.values()) + 1
+    if n_ids <= n_rows:
+        return
+    beyond = sorted((i, piece) for piece, i in vocab.items() if i >= n_rows)
+    shown = ", ".join(repr(piece) for _, piece in beyond[:5])
+    if len(beyond) > 5:
+        shown += f" and {len(beyond) - 5} more"
+    raise hf.CheckpointError(
+        f"[xlmr_transformer] The tokenizer of '{source}' has {n_ids} tokens, but "
+        f"the encoder's embedding matrix has {n_rows} rows: {len(beyond)} "
+        f"token(s) past the last row ({shown}) have no embedding, and a text "
+        "containing one would crash the encoder. "
+        "Tokens added with tokenizer.add_tokens() need "
+        "model.resize_token_embeddings(len(tokenizer)) (and training): resize "
+        "the embeddings and save the model and the tokenizer again with "
+        "save_pretrained, or use the tokenizer without the added tokens."
+    )
 
 
 def get_transformer(model: EncoderModel):

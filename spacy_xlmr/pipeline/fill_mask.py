@@ -18,7 +18,8 @@ on masks drawn with a fixed seed so that evaluations are comparable.
 """
 import math
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
 from spacy.language import Language
@@ -31,7 +32,7 @@ from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
 from .. import hf
-from ..encoder.model import get_transformer
+from ..encoder.model import get_transformer, is_loaded
 from ..encoder.listener import encoder_of
 from ..heads.masked_lm import HEAD_WEIGHT_PREFIXES, build_head_module, mask_rows, masked_lm_logits
 from .head_pipe import HeadPipe
@@ -127,6 +128,7 @@ class XLMRFillMask(HeadPipe):
     def set_annotations(self, docs: Iterable[Doc], logits: List[Floats2d]) -> None:
         """Write the top-k predictions of every mask."""
         tokenizer = encoder_of(self.model).attrs["tokenizer"]
+        self._check_tokenizer(tokenizer)
         candidates = self._candidate_ids(tokenizer)
         for doc, doc_logits in zip(docs, logits):
             doc_logits = self.model.ops.to_numpy(doc_logits)
@@ -258,6 +260,7 @@ class XLMRFillMask(HeadPipe):
         self.cfg["width"] = listened_width(self.model, self.name)
         self.cfg["vocab_size"] = encoder_config.vocab_size
         self.cfg["eps"] = (config or encoder_config).layer_norm_eps
+        self._check_tokenizer(encoder.attrs["tokenizer"])
         self._candidate_ids(encoder.attrs["tokenizer"])  # check the targets now
         self._build_head()
         if hf_checkpoint is not None:
@@ -265,6 +268,47 @@ class XLMRFillMask(HeadPipe):
 
     def add_label(self, label: str) -> int:
         raise NotImplementedError(f"[{self.name}] Fill-mask has no labels.")
+
+    def from_bytes(
+        self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
+    ) -> "XLMRFillMask":
+        """Load the component from bytes written by ``to_bytes``; the
+        encoder's tokenizer is checked as in ``initialize``."""
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._check_loaded_encoder()
+        return self
+
+    def from_disk(
+        self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
+    ) -> "XLMRFillMask":
+        """Load the component from a directory written by ``to_disk``; the
+        encoder's tokenizer is checked as in ``initialize``."""
+        super().from_disk(path, exclude=exclude)
+        self._check_loaded_encoder()
+        return self
+
+    def _check_loaded_encoder(self) -> None:
+        """Check the tokenizer of the encoder this head is connected to, if it
+        is loaded already (else ``set_annotations`` checks it)."""
+        encoder = getattr(self.model.get_ref("listener"), "encoder", None)
+        if encoder is not None and is_loaded(encoder):
+            self._check_tokenizer(encoder.attrs["tokenizer"])
+
+    def _check_tokenizer(self, tokenizer) -> None:
+        """Refuse a tokenizer that would find no ``<mask>`` in the texts."""
+        if tokenizer.mask_token_id is None:
+            problem = "has no mask token"
+        elif tokenizer.mask_token != MASK:
+            problem = f"has the mask token '{tokenizer.mask_token}', not '{MASK}'"
+        else:
+            return
+        raise ValueError(
+            f"[{self.name}] The encoder's tokenizer {problem}, so no '{MASK}' "
+            "in a text would be predicted (every doc would get []). Save the "
+            f"tokenizer with its mask token, AutoTokenizer.from_pretrained(path, "
+            f"mask_token=\"{MASK}\").save_pretrained(path), or use the "
+            "checkpoint's original tokenizer."
+        )
 
     def _build_head(self, keep: bool = False) -> None:
         build_head_module(self.model, self.cfg["vocab_size"], self.cfg["width"], self.cfg["eps"])
@@ -309,6 +353,7 @@ class XLMRFillMask(HeadPipe):
             )
         self._target_ids = numpy.array(sorted(set(ids)))
         return self._target_ids
+
 
 def _mask_tokens(doc: Doc, mask_id: int) -> List[Optional[Token]]:
     """For each ``<mask>`` piece of the doc (text order), the token that is
