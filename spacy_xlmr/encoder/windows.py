@@ -17,9 +17,57 @@ comes from the earlier window and its second half from the later one. Each
 piece's output therefore comes from exactly one encoder position, which keeps
 gradients and outputs exact.
 """
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 Span = Tuple[int, int]
+# The default window and stride: the ratio of the stride that a suggested
+# window_size gets.
+DEFAULT_WINDOW_SIZE = 510
+DEFAULT_STRIDE = 448
+
+
+def check_window_settings(
+    window_size: int, stride: int, max_window_size: Optional[int] = None
+) -> None:
+    """Refuse a ``window_size``/``stride`` pair that can't cut docs into
+    overlapping windows (``0 < stride < window_size``, ``window_size`` at
+    most ``max_window_size`` once the model's is known), naming the allowed
+    range and a valid pair."""
+    most = max_window_size if max_window_size is not None else DEFAULT_WINDOW_SIZE
+    for option, value in (("window_size", window_size), ("stride", stride)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(
+                f"[xlmr_transformer] model.{option} = {value!r} is not an integer: "
+                f"set it to a number of pieces, e.g. {suggest_windows(most, stride)}."
+            )
+    if window_size < 2 or (max_window_size is not None and window_size > max_window_size):
+        reason = (
+            "windows must hold at least 2 pieces, to overlap"
+            if window_size < 2
+            else f"with <s> and </s> a window would have {window_size + 2} positions, "
+            f"but the model takes at most {most + 2}"
+        )
+        raise ValueError(
+            f"[xlmr_transformer] model.window_size = {window_size} is "
+            f"{'too small' if window_size < 2 else 'too large'}: {reason}. Set "
+            f"2 <= window_size <= {most}, e.g. {suggest_windows(most, stride)}."
+        )
+    if not 0 < stride < window_size:
+        raise ValueError(
+            f"[xlmr_transformer] model.stride = {stride} is out of range: it must be "
+            f"positive and smaller than window_size = {window_size}, so that windows "
+            f"overlap. Set 1 <= stride <= {window_size - 1}, e.g. "
+            f"{suggest_windows(window_size, stride)}."
+        )
+
+
+def suggest_windows(window_size: int, stride: int) -> str:
+    """A valid pair: ``window_size`` (at least 2) with ``stride`` if that
+    fits, else the default stride's share of it."""
+    window_size = max(2, window_size)
+    if not isinstance(stride, int) or not 0 < stride < window_size:
+        stride = max(1, window_size * DEFAULT_STRIDE // DEFAULT_WINDOW_SIZE)
+    return f"window_size = {window_size}, stride = {stride}"
 
 
 def window_spans(n_pieces: int, window_size: int, stride: int) -> List[Span]:
