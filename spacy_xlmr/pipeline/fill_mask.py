@@ -3,11 +3,13 @@ head of ``XLMRobertaForMaskedLM`` on the shared encoder, and adapt the
 encoder to new text with the masked-LM objective in ``spacy train``.
 
 Write masks as ``<mask>`` in the text: the component adds a tokenizer special
-case so that ``<mask>`` is one spaCy token (tokenizers that segment text
-themselves, e.g. ``zh``, may still split it; check ``doc[i].text``). For each
+case so that ``<mask>`` is one spaCy token. Tokenizers without special cases
+(``zh``, ``vi``) may split it; each mask is still one ``<mask>`` piece for the
+encoder, which reads the doc's text, so the predictions are the same. For each
 mask, ``top_k`` predictions ``{"token", "token_str", "score", "sequence"}`` go
-to ``doc._.fill_mask`` (a list per mask, in text order) and to the mask
-token's ``token._.fill_mask``. A doc without masks gets an empty list.
+to ``doc._.fill_mask`` (a list per mask, in text order) and, where one token
+is the whole ``<mask>``, to its ``token._.fill_mask``. A doc without masks gets
+an empty list. The encoder's tokenizer must have ``<mask>`` as its mask token.
 
 Training needs raw text only (``spacy.PlainTextCorpus.v1``,
 ``spacy.JsonlCorpus.v1`` or ``.spacy`` files): each update masks
@@ -78,12 +80,18 @@ def make_xlmr_fill_mask(
     """Fill ``<mask>`` tokens; train with the masked-LM objective.
 
     top_k (int): Predictions per mask.
-    targets (Optional[List[str]]): Restrict the candidates to these pieces (as
-        the HF pipeline's ``targets``).
+    targets (Optional[List[str]]): Restrict the candidates to these pieces,
+        resolved as the HF pipeline's ``targets``: a piece of the vocabulary
+        as written ("de" and "▁de" differ), else the first piece of the
+        target's tokenization, with a warning.
     mask_probability (float): Share of pieces masked in training.
     """
     add_encoder_if_missing(nlp, model)
-    nlp.tokenizer.add_special_case(MASK, [{ORTH: MASK}])
+    # "<mask>" as one spaCy token where the tokenizer takes special cases (zh
+    # and vi have none); the encoder finds the mask piece in the text anyway.
+    add_special_case = getattr(nlp.tokenizer, "add_special_case", None)
+    if add_special_case is not None:
+        add_special_case(MASK, [{ORTH: MASK}])
     return XLMRFillMask(
         nlp.vocab, model, name=name, top_k=top_k, targets=targets,
         mask_probability=mask_probability,
