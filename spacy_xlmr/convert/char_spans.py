@@ -138,7 +138,7 @@ def read_char_span_json(
     """
     path = Path(path)
     stats = ConversionStats() if stats is None else stats
-    with path.open(encoding="utf8") as file_:
+    with path.open(encoding="utf-8-sig") as file_:
         try:
             items = json.load(file_)
         except json.JSONDecodeError as err:

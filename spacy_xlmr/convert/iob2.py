@@ -38,7 +38,7 @@ def _read_sentences(path: Path) -> Iterator[_Sentence]:
     text: Optional[str] = None
     words: List[str] = []
     tags: List[str] = []
-    with path.open(encoding="utf8") as file_:
+    with path.open(encoding="utf-8-sig") as file_:
         for line_no, line in enumerate(file_, 1):
             line = line.rstrip("\r\n")
             where = f"{path}:{line_no}"

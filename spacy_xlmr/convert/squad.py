@@ -133,7 +133,7 @@ def _read_question(
 
 
 def _paragraph_docs(path: Path, nlp: Language, stats: ConversionStats) -> Iterator[Doc]:
-    with path.open(encoding="utf8") as file_:
+    with path.open(encoding="utf-8-sig") as file_:
         try:
             squad = json.load(file_)
         except json.JSONDecodeError as err:

@@ -209,3 +209,10 @@ def test_bad_files_raise(tmp_path, content, message):
     path.write_text(content, encoding="utf8")
     with pytest.raises(ValueError, match=r"in\.json: " + message):
         list(read_char_span_json(path, spacy.blank("xx")))
+
+
+def test_byte_order_mark_is_accepted(tmp_path):
+    path = write(tmp_path, [item("東京で会った。", (0, 2, "地名"))])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    docs = list(read_char_span_json(path, spacy.blank("zh")))
+    assert [offsets(doc) for doc in docs] == [[(0, 2, "地名")]]

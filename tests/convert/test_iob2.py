@@ -187,3 +187,21 @@ def test_malformed_input(vocab, tmp_path, bad_line, line_no, message):
     path = write(tmp_path, "# text = olá mundo\n" + row(1, "olá") + bad_line + "\n")
     with pytest.raises(ValueError, match=rf"in\.iob2:{line_no}: {message}"):
         list(read_iob2(path, vocab))
+
+
+def test_byte_order_mark_is_accepted(tmp_path, vocab):
+    """A UTF-8 file saved with a byte-order mark (as Windows editors do)
+    reads as the same file without it, through the CLI too."""
+    from typer.testing import CliRunner
+
+    from spacy_xlmr.cli import app
+
+    source = DATA / "uner-pt/dev.iob2"
+    with_bom = tmp_path / "bom.iob2"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + source.read_bytes())
+    expected = [doc.to_json() for doc in read_iob2(source, vocab, limit=5)]
+    assert [doc.to_json() for doc in read_iob2(with_bom, vocab, limit=5)] == expected
+    output = tmp_path / "bom.spacy"
+    result = CliRunner().invoke(app, ["convert-iob2", str(with_bom), str(output)])
+    assert result.exit_code == 0, result.output
+    assert len(DocBin().from_disk(output)) == SAMPLES["uner-pt/dev.iob2"][0]

@@ -335,3 +335,10 @@ def test_malformed_files_raise(tmp_path, content, message):
     path.write_text(content, encoding="utf8")
     with pytest.raises(ValueError, match=r"in\.json.*" + message):
         list(read_squad(path, "xx"))
+
+
+def test_byte_order_mark_is_accepted(tmp_path):
+    path = write(tmp_path, [{"context": "丹佛野马队赢了。", "qas": [qa("a", ("野马队", 2))]}])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    docs = list(read_squad(path, "zh"))
+    assert [answers(doc) for doc in docs] == [[("a", "野马队", 2)]]
