@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 import spacy
@@ -240,6 +240,59 @@ def test_rerun_with_other_input_is_refused(ner_pipeline, tmp_path):
         apply(str(ner_pipeline), str(source), tmp_path / "out", shard_size=3)
 
 
+def kill_after_shards(command: List[str], out: Path, log: Path, shards: int = 2,
+                      timeout: float = 120) -> Dict[str, int]:
+    """Run ``command`` in its own process group, SIGKILL the group once
+    ``shards`` shards are in ``out`` (the first ones), and return the
+    finished shards' names and modification times."""
+    last = out / f"part-{shards - 1:05d}.jsonl"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
+                                   start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while not last.exists():
+                assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.05)
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+            end_session(process.pid)
+    return {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.jsonl")}
+
+
+def end_session(sid: int, grace: float = 30) -> None:
+    """Wait for the processes of session ``sid`` that left its process group
+    (Ray's workers do, and exit once their raylet is gone) to exit; SIGKILL
+    any still there after ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    while True:
+        left = [pid for pid in _pids() if _session(pid) == sid]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            return
+        time.sleep(0.2)
+
+
+def _pids() -> List[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _session(pid: int) -> Optional[int]:
+    """The session id of process ``pid`` (None if it's gone)."""
+    try:
+        return os.getsid(pid)
+    except ProcessLookupError:
+        return None
+
+
 def test_interrupted_run_resumes_and_writes_each_row_once(ner_pipeline, tmp_path):
     """SIGKILL `spacy-xlmr apply` once two shards are on disk, rerun it: the
     finished shards are kept as they are, the rest is written once."""
@@ -249,16 +302,7 @@ def test_interrupted_run_resumes_and_writes_each_row_once(ner_pipeline, tmp_path
     out = tmp_path / "out"
     command = [sys.executable, "-m", "spacy_xlmr", "apply", str(ner_pipeline), str(source),
                str(out), "--shard-size", "20", "--batch-size", "4", "--threads", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not (out / "part-00001.jsonl").exists():
-        assert process.poll() is None, process.stderr.read().decode()[-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    process.stderr.close()
-    finished = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.jsonl")}
+    finished = kill_after_shards(command, out, tmp_path / "stderr.log")
     assert 2 <= len(finished) < 20
     result = apply(str(ner_pipeline), str(source), out, shard_size=20, batch_size=4)
     assert result.annotated == 400 - 20 * len(finished)

@@ -3,6 +3,7 @@ Ray cluster (2 CPUs, bound to 127.0.0.1, no dashboard or usage stats): the
 same rows as the local engine, none lost or duplicated."""
 import json
 import os
+import sys
 
 import pytest
 import spacy
@@ -11,7 +12,8 @@ from spacy_xlmr.scale.annotate import Annotator
 from spacy_xlmr.scale.apply import apply
 
 from .test_annotate import (
-    assert_rows_close, multi_head_rows, read_jsonl_dir, shipped_sentences, write_jsonl,
+    assert_rows_close, kill_after_shards, multi_head_rows, read_jsonl_dir, shipped_sentences,
+    write_jsonl,
 )
 
 # Before Ray is imported (see init_ray): a local cluster on 127.0.0.1, no usage stats.
@@ -44,6 +46,35 @@ def test_ray_engine_equals_local_engine(pipeline_name, n_rows, ray_cluster, requ
     if pipeline_name == "multi_head":
         assert sum(len(r["answers"] or {}) for r in ray_rows) == 2 * len(range(0, n_rows, 3))
         assert all(len(r["cats"]) == 3 for r in ray_rows if not r["error"])
+
+
+@pytest.mark.slow
+def test_ray_engine_resumes_a_killed_run_and_writes_each_row_once(
+    ner_pipeline, ray_cluster, tmp_path
+):
+    """SIGKILL the process group of `spacy-xlmr apply --engine ray` (driver,
+    its local Ray cluster and actors) once its first shards are written,
+    rerun on Ray: finished shards are kept, every row is written once, and
+    the rows are those of a clean local run."""
+    texts = shipped_sentences(400)
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": f"d{i}", "text": t}
+                                                 for i, t in enumerate(texts)])
+    out = tmp_path / "out"
+    options = {"shard_size": 20, "batch_size": 4}
+    command = [sys.executable, "-m", "spacy_xlmr", "apply", str(ner_pipeline), str(source),
+               str(out), "--engine", "ray", "--workers", "2", "--threads", "1",
+               "--shard-size", "20", "--batch-size", "4", "--no-progress"]
+    finished = kill_after_shards(command, out, tmp_path / "stderr.log")
+    assert 2 <= len(finished) < 20
+    assert sorted(finished) == [f"part-{i:05d}.jsonl" for i in range(len(finished))]
+    result = apply(str(ner_pipeline), str(source), out, engine="ray", workers=2, **options)
+    assert (result.rows, result.annotated) == (400, 400 - 20 * len(finished))
+    assert all(out.joinpath(name).stat().st_mtime_ns == t for name, t in finished.items())
+    rows = read_jsonl_dir(out)
+    assert [r["id"] for r in rows] == [f"d{i}" for i in range(400)]
+    assert not list(out.glob(".*.tmp"))
+    local = apply(str(ner_pipeline), str(source), tmp_path / "local.jsonl", **options)
+    assert_rows_close(rows, [json.loads(line) for line in local.output.read_text().splitlines()])
 
 
 def test_annotator_in_a_plain_ray_data_pipeline(ner_pipeline, ray_cluster):
