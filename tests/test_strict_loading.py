@@ -5,6 +5,7 @@ import spacy
 from safetensors.torch import load_file, save_file
 
 from spacy_xlmr.hf import CheckpointError, load_encoder
+from spacy_xlmr.storage import DamagedPipelineError
 
 from .conftest import make_nlp
 
@@ -27,15 +28,17 @@ def test_a_missing_encoder_weight_is_an_error_naming_it(saved_pipeline):
     del tensors["encoder.layer.1.output.dense.weight"]
     save_file(tensors, weights_file(saved_pipeline), metadata={"format": "pt"})
     missing = r"missing: encoder\.layer\.1\.output\.dense\.weight\)"
-    with pytest.raises(CheckpointError, match=missing):
+    with pytest.raises(DamagedPipelineError, match=missing) as error:
         spacy.load(saved_pipeline)
+    assert "[transformer]" in str(error.value)
+    assert isinstance(error.value.__cause__, CheckpointError)
 
 
 def test_weights_under_other_names_are_an_error_naming_them(saved_pipeline):
     tensors = load_file(weights_file(saved_pipeline))
     renamed = {f"bert.{name}": tensor for name, tensor in tensors.items()}
     save_file(renamed, weights_file(saved_pipeline), metadata={"format": "pt"})
-    with pytest.raises(CheckpointError) as error:
+    with pytest.raises(DamagedPipelineError) as error:
         spacy.load(saved_pipeline)
     message = str(error.value)
     assert f"and {len(tensors) - 5} more" in message

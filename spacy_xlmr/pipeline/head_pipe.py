@@ -8,12 +8,12 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 import srsly
 from spacy import util
 from spacy.language import Language
-from spacy.pipeline.pipe import deserialize_config
 from spacy.pipeline.trainable_pipe import TrainablePipe
 from spacy.training import Example, validate_get_examples
 
 from .. import hf
 from ..heads.torch_head import load_head_state
+from ..storage import read_cfg, read_component_file, replacing_directory
 from .transformer import warn_if_other_encoder
 
 
@@ -138,21 +138,25 @@ class HeadPipe(TrainablePipe):
             self._load_model(msg["model"])
         return self
 
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        """Save the component to a directory, all or nothing: an interrupted
+        save leaves what was at ``path`` unchanged."""
+        with replacing_directory(path) as staging:
+            super().to_disk(staging, exclude=exclude)
+
     def from_disk(
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
     ) -> "HeadPipe":
-        """Load the component from a directory written by ``to_disk``."""
-        if "model" not in exclude and not (Path(path) / "model").is_file():
-            raise FileNotFoundError(
-                f"[{self.name}] The pipeline directory is incomplete: "
-                f"'{Path(path) / 'model'}' (this component's weights) is missing. "
-                "Save the pipeline again with nlp.to_disk(), or copy the whole "
-                "directory."
-            )
+        """Load the component from a directory written by ``to_disk``; a
+        missing or unreadable file is a ``DamagedPipelineError`` naming it."""
         deserialize = {
-            "cfg": lambda p: self.cfg.update(deserialize_config(p)),
+            "cfg": lambda p: self.cfg.update(
+                read_component_file(self.name, p, read_cfg)
+            ),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "model": lambda p: self._load_model(Path(p).read_bytes()),
+            "model": lambda p: read_component_file(
+                self.name, p, lambda p: self._load_model(p.read_bytes())
+            ),
         }
         util.from_disk(path, deserialize, exclude)
         return self

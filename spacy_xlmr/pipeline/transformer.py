@@ -14,7 +14,6 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Un
 import srsly
 from spacy import util
 from spacy.language import Language
-from spacy.pipeline.pipe import deserialize_config
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
@@ -32,6 +31,7 @@ from ..encoder.model import (
     load_checkpoint,
     save_encoder,
 )
+from ..storage import read_cfg, read_component_file, replacing_directory
 
 DEFAULT_ENCODER_MODEL = """
 [model]
@@ -46,6 +46,10 @@ inference_precision = "fp32"
 gradient_checkpointing = false
 """
 DEFAULT_ENCODER_MODEL = Config().from_str(DEFAULT_ENCODER_MODEL)["model"]
+# The files of a saved encoder (``save_pretrained``) that must be there.
+SAVED_ENCODER_JSON = ("config.json", "tokenizer_config.json", "tokenizer.json")
+SAVED_ENCODER_WEIGHTS = "model.safetensors"
+SAVED_ENCODER_WEIGHTS_INDEX = "model.safetensors.index.json"
 # Factories whose components a listener can listen to.
 ENCODER_FACTORIES = ("xlmr_transformer", "transformer")
 
@@ -215,23 +219,34 @@ class XLMRTransformer(Transformer):
     def to_disk(
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
     ) -> None:
-        """Save the encoder as a Hugging Face directory under ``path/model``."""
+        """Save the encoder as a Hugging Face directory under ``path/model``,
+        all or nothing: an interrupted save leaves what was at ``path``
+        unchanged."""
         serialize = {
             "cfg": lambda p: srsly.write_json(p, self.cfg),
             "model": lambda p: save_encoder(self.model, Path(p)),
         }
-        util.to_disk(path, serialize, exclude)
+        with replacing_directory(path) as staging:
+            util.to_disk(staging, serialize, exclude)
 
     def from_disk(
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
     ) -> "XLMRTransformer":
-        """Load the encoder saved by ``to_disk`` (no network)."""
+        """Load the encoder saved by ``to_disk`` (no network); a missing or
+        unreadable file is a ``DamagedPipelineError`` naming it."""
         deserialize = {
-            "cfg": lambda p: self.cfg.update(deserialize_config(p)),
-            "model": lambda p: load_checkpoint(self.model, Path(p)),
+            "cfg": lambda p: self.cfg.update(read_component_file(self.name, p, read_cfg)),
+            "model": lambda p: self._load_saved_encoder(Path(p)),
         }
         util.from_disk(path, deserialize, exclude)
         return self
+
+    def _load_saved_encoder(self, directory: Path) -> None:
+        for filename in SAVED_ENCODER_JSON:
+            read_component_file(self.name, directory / filename, srsly.read_json)
+        if not (directory / SAVED_ENCODER_WEIGHTS_INDEX).exists():  # else sharded
+            read_component_file(self.name, directory / SAVED_ENCODER_WEIGHTS, Path.stat)
+        read_component_file(self.name, directory, partial(load_checkpoint, self.model))
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         serialize = {

@@ -1,0 +1,111 @@
+"""Pipeline files written safely and read with clear errors.
+
+A save writes into a fresh temporary sibling of its target directory and
+swaps it in only once every file is written, so an interrupted save (an
+exception, Ctrl-C, a full disk) leaves the previous directory as it was. Our
+components save themselves this way inside ``nlp.to_disk``; ``save_pipeline``
+does it for a whole pipeline (``nlp.to_disk`` itself is spaCy's and writes
+spaCy's own files in place). Files get the permissions of any file the user
+creates (``umask``), never owner-only.
+
+A component file that is missing or can't be read is a
+``DamagedPipelineError`` naming the component and the file.
+"""
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, TypeVar, Union
+
+import srsly
+from spacy.language import Language
+
+T = TypeVar("T")
+_UMASK = os.umask(0)  # read once: os.umask can only be read by setting it
+os.umask(_UMASK)
+
+
+class DamagedPipelineError(ValueError):
+    """A file of a saved pipeline is missing, or can't be read."""
+
+
+@contextmanager
+def replacing_directory(path: Union[str, Path]) -> Iterator[Path]:
+    """Yield an empty temporary sibling of ``path`` to write into; when the
+    block ends without an error, it replaces ``path``. If the block fails,
+    ``path`` is untouched and the temporary directory removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".saving", dir=path.parent))
+    try:
+        yield staging
+        _default_permissions(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _swap_in(staging, path)
+
+
+def save_pipeline(nlp: Language, path: Union[str, Path]) -> None:
+    """``nlp.to_disk(path)``, all or nothing: an interrupted save leaves the
+    pipeline that was at ``path`` loadable and unchanged."""
+    with replacing_directory(path) as staging:
+        nlp.to_disk(staging)
+
+
+def copy_pipeline(source: Union[str, Path], path: Union[str, Path]) -> None:
+    """Copy a saved pipeline directory over ``path``, all or nothing."""
+    with replacing_directory(path) as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+
+
+def read_component_file(component: str, path: Path, read: Callable[[Path], T]) -> T:
+    """``read(path)``, or a ``DamagedPipelineError`` naming the component and
+    the file when the file is missing or ``read`` fails on it."""
+    if not path.exists():
+        raise DamagedPipelineError(
+            f"[{component}] The saved pipeline is damaged: '{path}' is missing. "
+            "Save the pipeline again, or copy the whole directory again."
+        )
+    try:
+        return read(path)
+    except DamagedPipelineError:
+        raise
+    except Exception as err:
+        raise DamagedPipelineError(
+            f"[{component}] The saved pipeline is damaged: '{path}' can't be loaded "
+            f"({type(err).__name__}: {err}). It is corrupt, or doesn't match this "
+            "component's settings in config.cfg. Save the pipeline again, or copy "
+            "the whole directory again."
+        ) from err
+
+
+def read_cfg(path: Path) -> Dict[str, Any]:
+    """A component's ``cfg`` file: a JSON object."""
+    cfg = srsly.read_json(path)
+    if not isinstance(cfg, dict):
+        raise ValueError(f"expected a JSON object, found {type(cfg).__name__}")
+    return cfg
+
+
+def _swap_in(staging: Path, path: Path) -> None:
+    """Put ``staging`` at ``path`` with two renames; the old directory is
+    deleted only after the new one is in place."""
+    if not path.exists():
+        os.replace(staging, path)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+    os.replace(path, retired / path.name)
+    os.replace(staging, path)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _default_permissions(root: Path) -> None:
+    """Give ``root`` and everything under it the permissions a new file or
+    directory gets here (``mkdtemp`` and some writers, e.g. safetensors, make
+    them owner-only)."""
+    for directory, _, files in os.walk(root):
+        os.chmod(directory, 0o777 & ~_UMASK)
+        for name in files:
+            os.chmod(os.path.join(directory, name), 0o666 & ~_UMASK)
