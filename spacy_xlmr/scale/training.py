@@ -17,7 +17,6 @@ import hashlib
 import io
 import os
 import random
-import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from thinc.api import constant, fix_random_seed, set_gpu_allocator
 from wasabi import Printer
 
 from ..pipeline.transformer import XLMRTransformer
+from ..storage import copy_pipeline, save_pipeline
 from .collectives import (
     all_sum,
     average_gradients,
@@ -227,13 +227,12 @@ def train(
     def save_checkpoint(is_best: bool) -> None:
         if output_path is None or not is_main:
             return
+        # Unlike spaCy's loop, all or nothing: an interrupted save keeps the
+        # previous model-last and model-best.
         with nlp.use_params(optimizer.averages):
-            before_to_disk(nlp).to_disk(output_path / DIR_MODEL_LAST)
+            save_pipeline(before_to_disk(nlp), output_path / DIR_MODEL_LAST)
         if is_best:
-            best = output_path / DIR_MODEL_BEST
-            if best.exists():
-                shutil.rmtree(best)
-            shutil.copytree(output_path / DIR_MODEL_LAST, best)
+            copy_pipeline(output_path / DIR_MODEL_LAST, output_path / DIR_MODEL_BEST)
 
     evaluate = create_evaluation_callback(nlp, dev_corpus, T["score_weights"])
 
