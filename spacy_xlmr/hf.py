@@ -247,10 +247,40 @@ def _resolve_directory(name: PathOrName) -> Path:
         raise _not_found(name, err) from err
 
 
-def label_maps(config) -> Optional[Dict[int, str]]:
-    """The ``id2label`` of a config, or None when it only has the default
-    ``LABEL_0 …`` names that ``transformers`` invents."""
-    id2label = {int(i): label for i, label in config.id2label.items()}
-    if all(label == f"LABEL_{i}" for i, label in id2label.items()):
-        return None
-    return id2label
+def checkpoint_labels(name: PathOrName, component: str) -> List[str]:
+    """The labels of a fine-tuned checkpoint's outputs in output order (its
+    ``id2label``), checked: ids are 0 … n-1 and no label is given twice (a
+    duplicate would silently merge two outputs)."""
+    try:
+        id2label = {int(i): str(label) for i, label in load_config(name).id2label.items()}
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"[{component}] The id2label of '{name}' (config.json) has an id that "
+            f"isn't a number ({err}). Its keys must be the output ids 0, 1, 2, …"
+        ) from err
+    expected = set(range(len(id2label)))
+    if set(id2label) != expected:
+        raise CheckpointError(
+            f"[{component}] The id2label of '{name}' (config.json) must number its "
+            f"{len(id2label)} outputs 0 … {len(id2label) - 1}, but "
+            f"{_some([str(i) for i in sorted(expected - set(id2label))])} missing and "
+            f"{_some([str(i) for i in sorted(set(id2label) - expected)])} extra. "
+            "Fix id2label (and label2id) in its config.json."
+        )
+    labels = [id2label[i] for i in range(len(id2label))]
+    repeated = {label: [i for i, other in enumerate(labels) if other == label]
+                for label in labels if labels.count(label) > 1}
+    if repeated:
+        listed = "; ".join(f"'{label}' for outputs {ids}" for label, ids in repeated.items())
+        raise CheckpointError(
+            f"[{component}] The id2label of '{name}' (config.json) gives a label to "
+            f"more than one output ({listed}): their scores would be merged. Give "
+            "each output its own label in id2label (and label2id)."
+        )
+    return labels
+
+
+def has_label_names(labels: List[str]) -> bool:
+    """False for the ``LABEL_0 …`` names that ``transformers`` invents when a
+    checkpoint's config names no labels."""
+    return any(label != f"LABEL_{i}" for i, label in enumerate(labels))

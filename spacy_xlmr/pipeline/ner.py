@@ -213,7 +213,7 @@ class XLMRNER(HeadPipe):
                     f"differently. Set [components.{self.name}.model.tok2vec.pooling] "
                     '@layers = "spacy-xlmr.reduce_first.v1" to import a checkpoint.'
                 )
-            tags = _checkpoint_tags(hf_checkpoint)
+            tags = _checkpoint_tags(hf_checkpoint, self.name)
             checkpoint_labels = labels_from_tags(tags)
             wanted = set(labels if labels is not None else checkpoint_labels)
             if wanted != set(checkpoint_labels) or not set(self.labels) <= wanted:
@@ -249,16 +249,15 @@ class XLMRNER(HeadPipe):
         )
 
 
-
-def _checkpoint_tags(checkpoint: str) -> List[str]:
-    id2label = hf.label_maps(hf.load_config(checkpoint))
-    if id2label is None:
+def _checkpoint_tags(checkpoint: str, component: str) -> List[str]:
+    tags = hf.checkpoint_labels(checkpoint, component)
+    if not hf.has_label_names(tags):
         raise ValueError(
             f"'{checkpoint}' has no entity labels (its config's id2label only "
             "has LABEL_0, LABEL_1, ...). Import a checkpoint fine-tuned for "
             "token classification with BIO labels such as 'B-PER'."
         )
-    return [id2label[i] for i in range(len(id2label))]
+    return tags
 
 
 def _entity_problems(eg: Example) -> List[str]:

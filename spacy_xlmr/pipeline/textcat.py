@@ -141,7 +141,8 @@ class XLMRTextCategorizer(HeadPipe):
     def get_loss(self, examples: Iterable[Example], logits: Floats2d) -> Tuple[float, Floats2d]:
         """Cross-entropy (softmax) or binary cross-entropy (sigmoid) against
         the gold ``cats``, averaged over the docs that have them; labels
-        missing from a doc's ``cats`` don't count. The gradient is with respect to the logits."""
+        missing from a doc's ``cats`` don't count, nor do docs without a
+        positive label when classes are exclusive. The gradient is with respect to the logits."""
         ops = self.model.ops
         examples = list(examples)
         truths = ops.alloc2f(len(examples), len(self.labels))
@@ -152,8 +153,10 @@ class XLMRTextCategorizer(HeadPipe):
                     truths[i, j] = eg.reference.cats[label]
                     known[i, j] = 1.0
         if not self.uses_sigmoid:
-            # A doc with an incomplete label set can't be scored exclusively.
-            known[:] = known.min(axis=1, keepdims=True)
+            # A doc with an incomplete label set, or no positive label, can't
+            # be scored exclusively (its softmax gradient would push every
+            # label down while its loss reads 0).
+            known[:] = known.min(axis=1, keepdims=True) * (truths.sum(axis=1, keepdims=True) > 0)
         # Average over the docs that have gold cats (in a multi-task batch,
         # docs annotated only for other components don't dilute the gradient).
         n_annotated = max(int((known.max(axis=1) > 0).sum()), 1)
@@ -196,10 +199,15 @@ class XLMRTextCategorizer(HeadPipe):
             labels = checkpoint_labels
         else:
             labels = self._initial_labels(labels, get_examples, lambda eg: set(eg.reference.cats))
+        # Docs without cats may be data for other components, unless some have
+        # cats; problems with the cats are reported even when every doc has them.
         self._report_data_problems(
             get_examples,
-            partial(_cats_problems, list(labels), self.cfg["exclusive_classes"]),
+            lambda eg: [] if eg.reference.cats else ["no gold cats (left out of the loss)"],
             report_all=False,
+        )
+        self._report_data_problems(
+            get_examples, partial(_cats_problems, list(labels), self.cfg["exclusive_classes"])
         )
         self.cfg["labels"] = list(labels)
         self.cfg["width"] = listened_width(self.model, self.name)
@@ -228,22 +236,25 @@ class XLMRTextCategorizer(HeadPipe):
                 f"{config.problem_type or 'single_label_classification'} model; "
                 f"set exclusive_classes = {wanted} for this component to import it."
             )
-        id2label = {int(i): label for i, label in config.id2label.items()}
-        return [id2label[i] for i in range(len(id2label))]
+        return hf.checkpoint_labels(checkpoint, self.name)
 
 
 def _cats_problems(labels: List[str], exclusive: bool, eg: Example) -> List[str]:
-    """What the head can't learn from, or learns wrongly, in ``eg``'s cats."""
+    """What the head can't learn from, or learns wrongly, in ``eg``'s cats
+    (other than having none)."""
     cats = eg.reference.cats
-    if not cats:
-        return ["no gold cats (left out of the loss)"]
-    if not exclusive:
+    if not cats or not exclusive:
         return []
     if any(label not in cats for label in labels):
         return ["only some of the labels in cats, with exclusive classes (left out of the loss)"]
-    if sum(cats[label] >= 0.5 for label in labels) != 1:
+    if not any(cats[label] for label in labels):
         return [
-            "not exactly one positive label, with exclusive classes (set "
+            "no positive label (every cat is 0), with exclusive classes (left out "
+            "of the loss; set exclusive_classes = false if docs may have no label)"
+        ]
+    if sum(cats[label] >= 0.5 for label in labels) > 1:
+        return [
+            "more than one positive label, with exclusive classes (set "
             "exclusive_classes = false for multi-label data)"
         ]
     return []

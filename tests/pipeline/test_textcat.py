@@ -169,3 +169,28 @@ def test_labels_added_before_initialize_are_kept(tiny_checkpoint, sib_examples):
     textcat.add_label("weather")
     nlp.initialize(lambda: sib_examples[:8])
     assert textcat.labels[0] == "weather" and len(textcat.labels) == 8
+
+
+def test_docs_without_a_positive_label_do_not_count(exclusive_nlp, sib_examples):
+    textcat = exclusive_nlp.get_pipe("textcat")
+    docs = [exclusive_nlp(eg.text) for eg in sib_examples[:2]]
+    zero = Example.from_dict(docs[0], {"cats": {label: 0.0 for label in textcat.labels}})
+    gold = sib_examples[1]
+    scores = textcat.predict(docs)
+    loss, d_logits = textcat.get_loss([zero, gold], scores)
+    alone_loss, alone_d_logits = textcat.get_loss([gold], scores[1:])
+    assert not d_logits[0].any()
+    numpy.testing.assert_allclose(d_logits[1], alone_d_logits[0], rtol=1e-6)
+    assert loss == pytest.approx(alone_loss)
+
+
+def test_a_corpus_without_positive_labels_is_reported(tiny_checkpoint, sib_examples):
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_textcat", name="textcat")
+    labels = sorted(sib_examples[0].reference.cats)
+    examples = []
+    for eg in sib_examples[:4]:
+        doc = nlp.make_doc(eg.text)
+        examples.append(Example.from_dict(doc, {"cats": {label: 0.0 for label in labels}}))
+    with pytest.warns(UserWarning, match=r"\[textcat\] 4 of 4 training examples: no positive"):
+        nlp.initialize(lambda: examples)
