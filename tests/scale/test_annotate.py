@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 import spacy
@@ -313,6 +313,49 @@ def test_interrupted_run_resumes_and_writes_each_row_once(ner_pipeline, tmp_path
     fresh = apply(str(ner_pipeline), str(source), tmp_path / "fresh.jsonl", shard_size=20)
     fresh_rows = [json.loads(line) for line in fresh.output.read_text().splitlines()]
     assert_rows_close(rows, fresh_rows)
+
+
+def tags_and_spans_rows(nlp: Language, n: int) -> Tuple[List[Dict], List[Dict]]:
+    """``n`` input rows (the 6th with an empty text) and the rows of a
+    pipeline with spaCy's tagger and spancat, from what ``nlp(text)`` sets."""
+    rows = [{"id": f"t{i}", "text": text} for i, text in enumerate(shipped_sentences(n))]
+    rows[5]["text"] = ""
+    expected = []
+    for row in rows:
+        if not row["text"]:
+            expected.append({**row, "tags": None, "spans": None,
+                             "error": "text is empty or whitespace: nothing to annotate"})
+            continue
+        doc = nlp(row["text"])
+        group = doc.spans["sc"]
+        expected.append({
+            **row,
+            "tags": [{"start_char": t.idx, "end_char": t.idx + len(t.text), "tag": t.tag_}
+                     for t in doc],
+            "spans": {"sc": [{"start_char": s.start_char, "end_char": s.end_char,
+                              "label": s.label_, "score": float(score)}
+                             for s, score in zip(group, group.attrs["scores"])]},
+            "error": None,
+        })
+    return rows, expected
+
+
+def assert_tags_and_spans_predicted(rows: List[Dict[str, Any]]) -> None:
+    assert {t["tag"] for r in rows if r["tags"] for t in r["tags"]} == {"CAP", "PUNCT", "X"}
+    assert sum(len(r["spans"]["sc"]) for r in rows if r["spans"]) > len(rows) // 2
+
+
+def test_spacys_tagger_and_spancat_fill_tags_and_spans(tagger_spancat_pipeline, tmp_path):
+    nlp = spacy.load(tagger_spancat_pipeline)
+    assert pipeline_columns(nlp.config) == ["id", "text", "tags", "spans", "error"]
+    rows, expected = tags_and_spans_rows(nlp, 60)
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    apply(str(tagger_spancat_pipeline), str(source), tmp_path / "out.jsonl", shard_size=16,
+          batch_size=8)
+    found = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [list(r) for r in found] == [["id", "text", "tags", "spans", "error"]] * 60
+    assert_rows_close(found, expected)
+    assert_tags_and_spans_predicted(found)
 
 
 def test_each_shard_is_read_from_its_scanned_start(tmp_path):

@@ -12,8 +12,8 @@ from spacy_xlmr.scale.annotate import Annotator
 from spacy_xlmr.scale.apply import apply
 
 from .test_annotate import (
-    assert_rows_close, kill_after_shards, multi_head_rows, read_jsonl_dir, shipped_sentences,
-    write_jsonl,
+    assert_rows_close, assert_tags_and_spans_predicted, kill_after_shards, multi_head_rows,
+    read_jsonl_dir, shipped_sentences, tags_and_spans_rows, write_jsonl,
 )
 
 # Before Ray is imported (see init_ray): a local cluster on 127.0.0.1, no usage stats.
@@ -119,3 +119,21 @@ def test_ray_engine_writes_parquet_and_spacy(ner_pipeline, ray_cluster, tmp_path
         [(e["start_char"], e["end_char"], e["label"]) for e in r["ents"]] for r in rows
     ]
     assert json.loads(json.dumps(rows[0]))["id"] == "0"
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_spacys_tags_and_spans(tagger_spancat_pipeline, ray_cluster, tmp_path):
+    """spaCy's tagger (listening to the encoder) and spancat on the Ray
+    engine: the tags and spans nlp(text) sets, in .parquet output."""
+    import pyarrow.parquet as pq
+
+    nlp = spacy.load(tagger_spancat_pipeline)
+    rows, expected = tags_and_spans_rows(nlp, 60)
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    apply(str(tagger_spancat_pipeline), str(source), tmp_path / "out.parquet", engine="ray",
+          workers=2, shard_size=16, batch_size=8)
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.column_names == ["id", "text", "tags", "spans", "error"]
+    found = table.to_pylist(maps_as_pydicts="strict")
+    assert_rows_close(found, expected)
+    assert_tags_and_spans_predicted(found)
