@@ -21,6 +21,16 @@ training always runs in full precision, or mixed precision on GPU with
 
 Predictions run under ``torch.inference_mode``; the hidden states come back
 as float32 whatever the precision.
+
+Batch composition: in fp32 a doc's predictions are the same alone
+(``nlp(doc)``) and in any ``nlp.pipe`` batch (hidden states within float
+rounding, 1e-5; labels equal). In reduced precision they move slightly with
+the other docs of the batch: int8 quantizes each Linear layer's input with
+one scale for the whole padded batch, and bf16/fp16 kernels round
+differently for other shapes. Measured on the tiny test encoder (hidden
+states, relative to a doc's largest value): fp32 2e-7, bf16 1e-4, int8 8e-4
+(tests/encoder/test_precision.py asserts 1e-5, 1e-3, 3e-3); a prediction
+near a decision boundary can flip with the batch.
 """
 import contextlib
 import copy
