@@ -11,6 +11,7 @@ creates (``umask``), never owner-only.
 A component file that is missing or can't be read is a
 ``DamagedPipelineError`` naming the component and the file.
 """
+import hashlib
 import os
 import shutil
 import tempfile
@@ -22,6 +23,9 @@ import srsly
 from spacy.language import Language
 
 T = TypeVar("T")
+# cfg keys: the encoder's weights as saved, and those a head was saved with.
+WEIGHTS_DIGEST = "weights_sha256"
+ENCODER_DIGEST = "encoder_weights_sha256"
 _UMASK = os.umask(0)  # read once: os.umask can only be read by setting it
 os.umask(_UMASK)
 
@@ -79,6 +83,32 @@ def read_component_file(component: str, path: Path, read: Callable[[Path], T]) -
             "component's settings in config.cfg. Save the pipeline again, or copy "
             "the whole directory again."
         ) from err
+
+
+def weights_digest(directory: Path) -> str:
+    """sha256 of the ``*.safetensors`` files of a saved encoder."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.safetensors")):
+        with path.open("rb") as file_:
+            for block in iter(lambda: file_.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def check_saved_together(component: str, head_cfg: Dict[str, Any], encoder: Any) -> None:
+    """Refuse a head saved with other encoder weights than the loaded ones
+    (``encoder``: the encoder model it listens to, or None): what an
+    interrupted ``nlp.to_disk`` over an older pipeline leaves."""
+    saved_with = head_cfg.get(ENCODER_DIGEST)
+    loaded = None if encoder is None else encoder.attrs.get(WEIGHTS_DIGEST)
+    if saved_with and loaded and saved_with != loaded:
+        raise DamagedPipelineError(
+            f"[{component}] The saved pipeline is damaged: this component was saved "
+            "with other encoder weights than the pipeline's encoder has (an "
+            "interrupted nlp.to_disk over an older pipeline mixes old and new "
+            "components). Save the pipeline again, with spacy_xlmr.save_pipeline "
+            "to save all or nothing."
+        )
 
 
 def read_cfg(path: Path) -> Dict[str, Any]:

@@ -23,9 +23,14 @@ spaCy's own files              spaCy's own errors (not covered here).
 ``save_pipeline`` interrupted  The previous pipeline loads with its previous
 at each file write             predictions; no temporary directory is left.
 ``nlp.to_disk`` interrupted    Every one of our component directories is
-at each file write             either wholly the old or wholly the new one.
-                               spaCy's files are written in place by spaCy
-                               (use ``save_pipeline``).
+at each file write             either wholly the old or wholly the new one. A
+                               pipeline that mixes old and new ones is refused
+                               at load (``DamagedPipelineError``: a head saved
+                               with other encoder weights); spaCy's own files
+                               are written in place by spaCy, so a pipeline
+                               interrupted there may fail with spaCy's error
+                               (``save_pipeline`` avoids both). It never loads
+                               with predictions other than the old or new.
 Saved files' permissions       Those of any new file (``umask``), the
                                weights included.
 =============================  ==============================================
@@ -221,9 +226,21 @@ def test_an_interrupted_save_pipeline_leaves_the_old_pipeline(
     assert_same_predictions(predictions(spacy.load(target)), new)
 
 
+def same_predictions(actual: dict, expected: dict) -> bool:
+    try:
+        assert_same_predictions(actual, expected)
+    except AssertionError:
+        return False
+    return True
+
+
 def test_an_interrupted_to_disk_never_mixes_a_component(
-    saved, changed, tmp_path, monkeypatch
+    saved, expected, changed, tmp_path, monkeypatch
 ):
+    """Each component is old or new; a pipeline that mixes old and new
+    components (or has a damaged file of spaCy's) doesn't load."""
+    new_predictions = predictions(changed)
+    outcomes = {"old": 0, "new": 0, "mixed, refused": 0, "spaCy's error": 0}
     new_copy = tmp_path / "new"
     changed.to_disk(new_copy)
     n_writes = count_writes(changed, tmp_path / "count", monkeypatch)
@@ -241,7 +258,21 @@ def test_an_interrupted_to_disk_never_mixes_a_component(
         for name in components:
             assert snapshot(target / name) in (old[name], new[name]), (name, n)
         assert not [p for p in target.iterdir() if p.name.startswith(".")]
+        try:
+            loaded = predictions(spacy.load(target))
+        except DamagedPipelineError as error:
+            assert "saved with other encoder weights" in str(error)
+            outcomes["mixed, refused"] += 1
+        except Exception:  # e.g. spaCy's meta.json, written in place, is empty
+            outcomes["spaCy's error"] += 1
+        else:
+            if same_predictions(loaded, expected):
+                outcomes["old"] += 1
+            else:
+                assert same_predictions(loaded, new_predictions), f"write {n}"
+                outcomes["new"] += 1
         shutil.rmtree(target)
+    assert outcomes["mixed, refused"] > 0 and outcomes["old"] > 0, outcomes
 
 
 def test_the_weights_file_is_not_written_alone(saved, changed, tmp_path, monkeypatch):

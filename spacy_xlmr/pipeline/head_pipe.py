@@ -10,10 +10,18 @@ from spacy import util
 from spacy.language import Language
 from spacy.pipeline.trainable_pipe import TrainablePipe
 from spacy.training import Example, validate_get_examples
+from thinc.api import Model
 
 from .. import hf
 from ..heads.torch_head import load_head_state
-from ..storage import read_cfg, read_component_file, replacing_directory
+from ..storage import (
+    ENCODER_DIGEST,
+    WEIGHTS_DIGEST,
+    check_saved_together,
+    read_cfg,
+    read_component_file,
+    replacing_directory,
+)
 from .transformer import warn_if_other_encoder
 
 
@@ -141,6 +149,9 @@ class HeadPipe(TrainablePipe):
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         """Save the component to a directory, all or nothing: an interrupted
         save leaves what was at ``path`` unchanged."""
+        encoder = self._listened_encoder()
+        if encoder is not None and encoder.attrs.get(WEIGHTS_DIGEST):
+            self.cfg[ENCODER_DIGEST] = encoder.attrs[WEIGHTS_DIGEST]
         with replacing_directory(path) as staging:
             super().to_disk(staging, exclude=exclude)
 
@@ -159,7 +170,14 @@ class HeadPipe(TrainablePipe):
             ),
         }
         util.from_disk(path, deserialize, exclude)
+        check_saved_together(self.name, self.cfg, self._listened_encoder())
         return self
+
+    def _listened_encoder(self) -> Optional[Model]:
+        """The encoder model this head's listener is connected to, if any."""
+        if not self.model.has_ref("listener"):
+            return None
+        return getattr(self.model.get_ref("listener"), "encoder", None)
 
     def _load_model(self, data: bytes) -> None:
         if self.cfg["width"] is not None:

@@ -31,7 +31,13 @@ from ..encoder.model import (
     load_checkpoint,
     save_encoder,
 )
-from ..storage import read_cfg, read_component_file, replacing_directory
+from ..storage import (
+    WEIGHTS_DIGEST,
+    read_cfg,
+    read_component_file,
+    replacing_directory,
+    weights_digest,
+)
 
 DEFAULT_ENCODER_MODEL = """
 [model]
@@ -223,11 +229,17 @@ class XLMRTransformer(Transformer):
         all or nothing: an interrupted save leaves what was at ``path``
         unchanged."""
         serialize = {
+            "model": lambda p: self._save_encoder(Path(p)),
             "cfg": lambda p: srsly.write_json(p, self.cfg),
-            "model": lambda p: save_encoder(self.model, Path(p)),
         }
         with replacing_directory(path) as staging:
             util.to_disk(staging, serialize, exclude)
+
+    def _save_encoder(self, directory: Path) -> None:
+        save_encoder(self.model, directory)
+        # The heads saved after the encoder record which weights they go with.
+        self.cfg[WEIGHTS_DIGEST] = weights_digest(directory)
+        self.model.attrs[WEIGHTS_DIGEST] = self.cfg[WEIGHTS_DIGEST]
 
     def from_disk(
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
@@ -239,6 +251,7 @@ class XLMRTransformer(Transformer):
             "model": lambda p: self._load_saved_encoder(Path(p)),
         }
         util.from_disk(path, deserialize, exclude)
+        self.model.attrs[WEIGHTS_DIGEST] = self.cfg.get(WEIGHTS_DIGEST)
         return self
 
     def _load_saved_encoder(self, directory: Path) -> None:
