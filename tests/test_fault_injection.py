@@ -33,6 +33,13 @@ at each file write             either wholly the old or wholly the new one. A
                                with predictions other than the old or new.
 Saved files' permissions       Those of any new file (``umask``), the
                                weights included.
+Ctrl-C in ``spacy train`` /    spaCy's loop saves model-last on its way out,
+plain ``spacy-xlmr train``     also on Ctrl-C; it loads (tests/scale/
+(at step 0, at step 5)         test_training.py). spaCy writes checkpoints in
+                               place: a second Ctrl-C during that save can
+                               leave a model-last refused at load (above).
+Ctrl-C twice while a           model-last stays the previous checkpoint, whole
+``torchrun`` run saves         (checkpoints are saved with ``save_pipeline``).
 =============================  ==============================================
 """
 import builtins

@@ -443,3 +443,54 @@ def test_two_machines_rendezvous_like_one(corpus, encoder_without_dropout, tmp_p
     one = spacy.load(tmp_path / "one" / "model-last")
     two = spacy.load(tmp_path / "two" / "model-last")
     assert max_weight_difference(one, two) <= 1e-6
+
+
+def interrupted_config(path: Path, corpus, encoder: Path, **interrupt) -> Path:
+    """The xlmr_ner config, evaluated and saved every 2 steps, with Ctrl-C
+    as ``spacy_xlmr_tests.interrupt.v1`` says."""
+    write_config(
+        path, "xlmr_ner", corpus, encoder, batch_size=4, max_steps=12, recorder=path.parent,
+    )
+    config = Config().from_disk(path, interpolate=False)
+    config["training"]["before_update"] = {"@callbacks": "spacy_xlmr_tests.interrupt.v1", **interrupt}
+    config.to_disk(path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("at_step", [0, 5])
+def test_ctrl_c_during_plain_training_saves_a_loadable_model_last(
+    corpus, encoder_without_dropout, tmp_path, at_step
+):
+    """spaCy's loop saves model-last on its way out, also on Ctrl-C (with the
+    weights of that moment); model-best is the best evaluated checkpoint."""
+    config = interrupted_config(tmp_path / "c.cfg", corpus, encoder_without_dropout, at_step=at_step)
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
+    command = [
+        sys.executable, "-m", "spacy_xlmr", "train", str(config), "--output",
+        str(tmp_path / "out"), "--code", str(RECORDER),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert result.returncode == 130, result.stderr[-2000:]  # Ctrl-C
+    assert spacy.load(tmp_path / "out" / "model-last").pipe_names == ["transformer", "ner"]
+    # Step 0 is interrupted before its evaluation.
+    assert (tmp_path / "out" / "model-best").exists() == (at_step > 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("at_write", [2, 9])
+def test_ctrl_c_while_a_distributed_run_saves_keeps_the_previous_checkpoint(
+    corpus, encoder_without_dropout, tmp_path, at_write
+):
+    """Under torchrun, checkpoints are saved all or nothing: Ctrl-C in the
+    middle of saving the step-4 checkpoint, and again in the save on the way
+    out, leaves step 2's model-last whole."""
+    config = interrupted_config(
+        tmp_path / "c.cfg", corpus, encoder_without_dropout,
+        at_step=4, during_save=True, at_write=at_write,
+    )
+    result = torchrun(1, config, tmp_path / "out")
+    assert result.returncode != 0 and "exitcode  : 130" in result.stderr  # Ctrl-C
+    nlp = spacy.load(tmp_path / "out" / "model-last")
+    assert nlp.pipe_names == ["transformer", "ner"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model-best", "model-last"]
