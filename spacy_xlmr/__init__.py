@@ -6,6 +6,7 @@ importing this package.
 """
 from .pipeline.ner import XLMRNER
 from .pipeline.transformer import XLMRTransformer
+from .storage import DamagedPipelineError, save_pipeline
 
 __version__ = "0.1.0"
-__all__ = ["XLMRNER", "XLMRTransformer"]
+__all__ = ["DamagedPipelineError", "XLMRNER", "XLMRTransformer", "save_pipeline"]

@@ -56,6 +56,8 @@ import pytest
 import spacy
 import torch
 
+import spacy_xlmr
+
 from spacy_xlmr.encoder.model import get_transformer
 from spacy_xlmr.heads.torch_head import get_head_module
 from spacy_xlmr.storage import DamagedPipelineError, save_pipeline
@@ -313,5 +315,5 @@ def test_saved_files_have_the_default_permissions(saved, tmp_path):
     }
     assert modes["transformer/model/model.safetensors"] == 0o666 & ~umask
     assert set(modes.values()) == {0o666 & ~umask}
-    save_pipeline(spacy.load(saved), tmp_path / "again")
+    spacy_xlmr.save_pipeline(spacy.load(saved), tmp_path / "again")
     assert (tmp_path / "again").stat().st_mode & 0o777 == 0o777 & ~umask
