@@ -14,6 +14,13 @@ no-answer (all of them without ``handle_impossible_answer``) as a ``Span`` in
 ``doc._.qa_null_scores[question_id]`` holds the no-answer score when
 ``handle_impossible_answer`` is on.
 
+Where fewer than ``top_k`` spans have a probability (none in a
+whitespace-only or empty context), the list is filled as HF's pipeline fills
+it, with spans of probability 0: the empty answer (``start = end = 0``,
+score 0) from ``<s>``, and other texts with score 0. These fillers get no
+``Span``. HF refuses an empty context; here it is answered like a
+whitespace-only one.
+
 Alignment rule: an answer's characters are HF's (whole whitespace words, a
 leading space included); its ``Span`` covers every spaCy token that the
 answer's visible characters touch (spaCy's ``alignment_mode="expand"``), so
@@ -23,7 +30,9 @@ answer text, not the span.
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union,
+)
 
 import numpy
 from spacy.language import Language
@@ -247,13 +256,13 @@ class XLMRQuestionAnswerer(HeadPipe):
             spans = []
             for question in doc_scores.questions:
                 qid = question.question["id"]
-                ranked, null_score = self._decode(doc.text, doc_scores.context, question)
+                ranked, null_score, fillers = self._decode(doc.text, doc_scores.context, question)
                 answers[qid] = ranked
                 if null_score is not None:
                     null_scores[qid] = null_score
                 for rank, answer in enumerate(ranked):
-                    if answer["answer"] == "" and answer["end"] == 0:
-                        break  # the no-answer: answers below it aren't spans
+                    if (answer["answer"] == "" and answer["end"] == 0) or rank in fillers:
+                        break  # the no-answer or HF's fillers: answers below aren't spans
                     span = _answer_span(doc, answer, qid, rank)
                     if span is not None:
                         spans.append(span)
@@ -521,14 +530,19 @@ class XLMRQuestionAnswerer(HeadPipe):
 
     def _decode(
         self, text: str, context: ContextPieces, question: QuestionScores
-    ) -> Tuple[List[Dict[str, Any]], Optional[float]]:
+    ) -> Tuple[List[Dict[str, Any]], Optional[float], Set[int]]:
         """The ranked answers and the no-answer score of one question, as the
         HF pipeline decodes them: per window, a softmax over the context
         positions and ``<s>``, the best start × end products within
         ``max_answer_len``, answers with the same text (ignoring case) from
-        several windows summed."""
+        several windows summed. Also the ranks of HF's fillers: where fewer
+        than ``top_k`` spans have a probability (e.g. a whitespace-only
+        context has none), HF fills the list with spans of probability 0
+        (from ``<s>``, ending before they start, or too long), as the empty
+        answer for ``<s>`` to ``<s>`` and other texts for the others."""
         ops = self.model.ops
         answers: List[Dict[str, Any]] = []
+        filler_ids: Set[int] = set()
         null_score = 1000000.0
         for window, (start_logits, end_logits) in zip(question.windows, question.logits):
             allowed = numpy.zeros(len(window.ids), dtype=bool)
@@ -540,8 +554,12 @@ class XLMRQuestionAnswerer(HeadPipe):
             start[0] = end[0] = 0.0
             for s, e, score in _best_spans(start, end, self.top_k, self.max_answer_len, allowed):
                 if s == 0 or e == 0:
-                    continue
-                char_start, char_end = window.answer_chars(context, s, e)
+                    # <s> has no word: HF falls back to the pieces' own offsets,
+                    # (0, 0) for <s>.
+                    char_start = context.offsets[window.piece_at(s)][0] if s else 0
+                    char_end = context.offsets[window.piece_at(e)][1] if e else 0
+                else:
+                    char_start, char_end = window.answer_chars(context, s, e)
                 answer_text = text[char_start:char_end]
                 same = [a for a in answers if a["answer"].lower() == answer_text.lower()]
                 if same:
@@ -550,12 +568,16 @@ class XLMRQuestionAnswerer(HeadPipe):
                     answers.append(
                         {"score": score, "start": char_start, "end": char_end, "answer": answer_text}
                     )
-        if not self.handle_impossible_answer:
-            return sorted(answers, key=lambda a: a["score"], reverse=True)[: self.top_k], None
-        answers.append({"score": null_score, "start": 0, "end": 0, "answer": ""})
-        return sorted(answers, key=lambda a: a["score"], reverse=True)[: self.top_k], null_score
-
-
+                    if score == 0.0:
+                        filler_ids.add(id(answers[-1]))
+        if self.handle_impossible_answer:
+            answers.append({"score": null_score, "start": 0, "end": 0, "answer": ""})
+        ranked = sorted(answers, key=lambda a: a["score"], reverse=True)[: self.top_k]
+        fillers = {
+            rank for rank, answer in enumerate(ranked)
+            if id(answer) in filler_ids and answer["score"] == 0.0
+        }
+        return ranked, null_score if self.handle_impossible_answer else None, fillers
 
 
 def _fill_logits(scores: List[DocScores], logits: List[Tuple[Floats1d, Floats1d]]) -> None:

@@ -119,14 +119,18 @@ def test_pipeline_answers_questions_set_on_the_doc(question_answering_checkpoint
     assert nlp("Sem perguntas.")._.qa_answers == {}
 
 
+@pytest.mark.parametrize("impossible", [False, True])
 @pytest.mark.parametrize("context", ["", "   ", "\n\t"])
-def test_empty_context_gives_no_answer(question_answering_checkpoint, context):
+def test_empty_context_gives_no_answer(question_answering_checkpoint, context, impossible):
+    """The empty answer, as HF's pipeline gives it (score 1 as the
+    no-answer, 0 as HF's filler without handle_impossible_answer), never []."""
     nlp = from_huggingface(
         str(question_answering_checkpoint), "question-answering",
-        config={"handle_impossible_answer": True},
+        config={"handle_impossible_answer": impossible},
     )
     doc = nlp.get_pipe("qa").ask(context, ["Qual é a capital?"])
-    assert [a["answer"] for a in doc._.qa_answers["q0"]] == [""]
+    score = 1.0 if impossible else 0.0
+    assert doc._.qa_answers["q0"] == [{"answer": "", "start": 0, "end": 0, "score": score}]
     assert len(doc.spans["qa"]) == 0
 
 

@@ -150,3 +150,28 @@ def test_answers_inside_tokens_expand_to_whole_tokens(question_answering_checkpo
                 n_exact += 1
                 assert span.text == text
     assert n_inside > 0 and n_exact > 0
+
+
+@pytest.mark.parametrize("impossible", [False, True])
+@pytest.mark.parametrize("top_k", [1, 3, 60])
+def test_few_or_no_candidates_equal_hf(question_answering_checkpoint, hf_pipe, top_k, impossible):
+    """Where fewer than top_k spans have a probability (none for whitespace),
+    HF fills the list with spans of probability 0 — the empty answer from
+    <s>, and other texts — and so does xlmr_qa (fillers get no span). An
+    empty context, which HF refuses, is answered like whitespace."""
+    config = {"top_k": top_k, "handle_impossible_answer": impossible}
+    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering", config=config)
+    qa = nlp.get_pipe("qa")
+    question = "Qual é a capital?"
+    for context in [" ", "   ", "\n\t", "a", "Lisboa é", " Porto  fica", "O Porto fica no norte."]:
+        doc = qa.ask(context, question)
+        expected = _hf_answers(hf_pipe, question, context, {"top_k": top_k}, impossible)
+        _assert_same_answers(doc._.qa_answers["q0"], expected)
+        spans = [span._.qa_answer for span in doc.spans["qa"]]
+        assert all(answer["score"] > 0 and answer["answer"].strip() for answer in spans)
+        if not context.strip():
+            assert [a["answer"] for a in expected][-1] == ""
+            assert not spans
+    with pytest.raises(ValueError, match="cannot be empty"):
+        _hf_answers(hf_pipe, question, "", {"top_k": top_k}, impossible)
+    assert qa.ask("", question)._.qa_answers == qa.ask(" ", question)._.qa_answers
