@@ -48,8 +48,9 @@ def _listener_forward(
             raise ValueError(
                 "A component listening to the XLM-R encoder got a doc without "
                 "encoder output (doc._.trf_data is None). Run the encoder "
-                "first: keep 'transformer' enabled (spacy.load(..., "
-                "disable=[...]) must not disable it), or add it with "
+                "first: keep 'transformer' in the pipeline and enabled "
+                "(spacy.load(..., disable=[...]) or exclude=[...] must not name "
+                "it), or add it with "
                 'nlp.add_pipe("xlmr_transformer", name="transformer", first=True). '
                 "When training with a frozen encoder, list it in "
                 "[training] annotating_components."

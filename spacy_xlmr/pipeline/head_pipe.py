@@ -22,7 +22,7 @@ from ..storage import (
     read_component_file,
     replacing_directory,
 )
-from .transformer import warn_if_other_encoder
+from .transformer import check_encoder_not_left_out, warn_if_other_encoder
 
 
 class HeadPipe(TrainablePipe):
@@ -143,6 +143,7 @@ class HeadPipe(TrainablePipe):
         if "vocab" not in exclude and "vocab" in msg:
             self.vocab.from_bytes(msg["vocab"], exclude=exclude)
         if "model" not in exclude and "model" in msg:
+            check_encoder_not_left_out(self.name, self.model)
             self._load_model(msg["model"])
         return self
 
@@ -169,6 +170,8 @@ class HeadPipe(TrainablePipe):
                 self.name, p, lambda p: self._load_model(p.read_bytes())
             ),
         }
+        if "model" not in exclude:
+            check_encoder_not_left_out(self.name, self.model)
         util.from_disk(path, deserialize, exclude)
         check_saved_together(self.name, self.cfg, self._listened_encoder())
         return self

@@ -9,7 +9,7 @@ plumbing it inherits, with exact piece alignment and windows counted in pieces.
 import warnings
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union, cast
 
 import srsly
 from spacy import util
@@ -28,6 +28,7 @@ from ..encoder.precision import clear_inference_cache
 from ..encoder.model import (
     encoder_from_bytes,
     encoder_to_bytes,
+    is_loaded,
     load_checkpoint,
     save_encoder,
 )
@@ -56,6 +57,9 @@ DEFAULT_ENCODER_MODEL = Config().from_str(DEFAULT_ENCODER_MODEL)["model"]
 SAVED_ENCODER_JSON = ("config.json", "tokenizer_config.json", "tokenizer.json")
 SAVED_ENCODER_WEIGHTS = "model.safetensors"
 SAVED_ENCODER_WEIGHTS_INDEX = "model.safetensors.index.json"
+# Encoder model attr: added by a head's factory (the pipeline had no encoder)
+# and not loaded since.
+ADDED_FOR_HEAD = "added_for_head"
 # Factories whose components a listener can listen to.
 ENCODER_FACTORIES = ("xlmr_transformer", "transformer")
 
@@ -252,6 +256,7 @@ class XLMRTransformer(Transformer):
         }
         util.from_disk(path, deserialize, exclude)
         self.model.attrs[WEIGHTS_DIGEST] = self.cfg.get(WEIGHTS_DIGEST)
+        self.model.attrs[ADDED_FOR_HEAD] = False
         return self
 
     def _load_saved_encoder(self, directory: Path) -> None:
@@ -276,16 +281,45 @@ class XLMRTransformer(Transformer):
             "model": lambda b: encoder_from_bytes(self.model, b),
         }
         util.from_bytes(bytes_data, deserialize, exclude)
+        self.model.attrs[ADDED_FOR_HEAD] = False
         return self
 
 
 def add_encoder_if_missing(nlp: Language, model: Model) -> None:
     """Add the shared encoder in front of a head that listens to one, when the
-    pipeline has none yet (``nlp.add_pipe("xlmr_ner")`` just works)."""
+    pipeline has none yet (``nlp.add_pipe("xlmr_ner")`` just works). The
+    encoder is marked as added until it is loaded: see
+    ``check_encoder_not_left_out``."""
     listens = any(isinstance(node, TransformerListener) for node in model.walk())
     factories = {nlp.get_pipe_meta(name).factory for name in nlp.component_names}
     if listens and not factories.intersection(ENCODER_FACTORIES):
-        nlp.add_pipe("xlmr_transformer", name="transformer", first=True)
+        encoder = nlp.add_pipe("xlmr_transformer", name="transformer", first=True)
+        cast(XLMRTransformer, encoder).model.attrs[ADDED_FOR_HEAD] = True
+
+
+def check_encoder_not_left_out(component: str, model: Model) -> None:
+    """Refuse to load a saved head (``component``, with ``model``) whose
+    listener is connected to an encoder that was added for it and is neither
+    loaded nor initialized: the saved pipeline's encoder was left out, as
+    ``spacy.load(path, exclude=["transformer"])`` does."""
+    # Listeners of spacy-xlmr heads know their encoder (XLMRTransformer.add_listener).
+    encoders = (getattr(node, "encoder", None) for node in model.walk())
+    if not any(
+        isinstance(encoder, Model) and encoder.attrs.get(ADDED_FOR_HEAD) and not is_loaded(encoder)
+        for encoder in encoders
+    ):
+        return
+    raise ValueError(
+        f"[{component}] This component listens to the XLM-R encoder "
+        "component 'transformer' (xlmr_transformer), but the pipeline it is "
+        "loaded into has none: the encoder was excluded "
+        '(spacy.load(..., exclude=["transformer"])) or isn\'t part of the saved '
+        "pipeline. Load the encoder too: don't exclude 'transformer' (to skip "
+        "it for a while, use disable=[...] and nlp.enable_pipe). To load "
+        f"'{component}' without it, give it its own copy of the encoder before "
+        f'saving: nlp.replace_listeners("transformer", "{component}", '
+        '["model.tok2vec"]) (the path of its listener in the component\'s config).'
+    )
 
 
 def listened_width(model: Model, component: str) -> int:
