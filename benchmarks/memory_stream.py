@@ -46,7 +46,9 @@ def run_setup(setup: str, checkpoint: Path, n_docs: int, every: int, batch_size:
         if line.strip()
     ]
     nlp = spacy.blank("xx")
-    nlp.add_pipe("xlmr_transformer", name="transformer", config={"model": {"name": str(checkpoint)}})
+    nlp.add_pipe(
+        "xlmr_transformer", name="transformer", config={"model": {"name": str(checkpoint)}}
+    )
     nlp.add_pipe("xlmr_ner", name="ner")
     nlp.add_pipe("xlmr_textcat", name="textcat")
     nlp.config["initialize"]["components"]["ner"] = {"labels": ["PER", "ORG", "LOC"]}
@@ -67,17 +69,22 @@ def run_setup(setup: str, checkpoint: Path, n_docs: int, every: int, batch_size:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--every", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--setups", nargs="+", default=SETUPS, choices=SETUPS)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "output" / "memory_stream")
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "benchmarks" / "output" / "memory_stream"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     checkpoint = args.output / "checkpoint-tiny"
     if args.worker:
-        print(json.dumps(run_setup(args.worker, checkpoint, args.docs, args.every, args.batch_size)))
+        result = run_setup(args.worker, checkpoint, args.docs, args.every, args.batch_size)
+        print(json.dumps(result))
         return
     if not (checkpoint / "config.json").exists():
         from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
@@ -94,7 +101,10 @@ def main() -> None:
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "results.json").write_text(json.dumps(results, indent=2))
-    print("| set-up | docs | docs/s | RSS after first block (MB) | RSS at end (MB) | growth per 10k docs after the first block (MB) |")
+    print(
+        "| set-up | docs | docs/s | RSS after first block (MB) | RSS at end (MB) "
+        "| growth per 10k docs after the first block (MB) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for result in results:
         samples = result["rss_mb"]

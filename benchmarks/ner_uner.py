@@ -325,7 +325,9 @@ def convert_data(data_dir: Path, lang: str, out_dir: Path, train_limit, dev_limi
     dev_src = "dev.iob2" if (src / "dev.iob2").exists() else "train.iob2"
     splits["dev"] = (dev_src, dev_limit)
     for split, (filename, limit) in splits.items():
-        result = convert_iob2(src / filename, out_dir / f"{split}.spacy", lang="xx", n_sents=1, limit=limit)
+        result = convert_iob2(
+            src / filename, out_dir / f"{split}.spacy", lang="xx", n_sents=1, limit=limit
+        )
         stats[split] = {
             "file": str(src / filename),
             "docs": result.docs,
@@ -453,7 +455,8 @@ def pct(x) -> str:
 
 def markdown_table(results: Dict) -> str:
     lines = [
-        "| lang | system | ents_p | ents_r | ents_f | train wall (s) | train words/s | test words/s | misaligned tokens % | misaligned, other words' pieces only % |",
+        "| lang | system | ents_p | ents_r | ents_f | train wall (s) | train words/s "
+        "| test words/s | misaligned tokens % | misaligned, other words' pieces only % |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lang, by_system in results["languages"].items():
@@ -468,7 +471,6 @@ def markdown_table(results: Dict) -> str:
                 f"{pct(a.get('misaligned_frac'))} | {pct(a.get('misaligned_visible_frac'))} |"
             )
     return "\n".join(lines)
-
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, name: str, systems: str) -> None:
@@ -502,6 +504,7 @@ def prepare_run(args: argparse.Namespace) -> Tuple[Path, Path]:
             print(f"Building tiny checkpoint in {checkpoint}", flush=True)
             build_checkpoint(checkpoint, shipped_texts(), size="tiny", seed=args.seed)
     return out, checkpoint.resolve()
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -47,7 +47,9 @@ def split_by_article(source: Path, out_dir: Path, every: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--source", type=Path, default=SOURCE)
     parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument("--test-every", type=int, default=5, help="Hold out every n-th article")
@@ -87,7 +89,8 @@ def main() -> None:
     scores = json.loads((out / "scores.json").read_text())
     import spacy
 
-    questions = [q for doc in read_squad(out / "data" / "test.json", spacy.blank("xx")) for q in doc._.qa_questions]
+    test_docs = read_squad(out / "data" / "test.json", spacy.blank("xx"))
+    questions = [q for doc in test_docs for q in doc._.qa_questions]
     abstain = score_squad({}, questions)
     results = {
         "machine": machine(), "versions": versions(), "split": split,
@@ -98,8 +101,11 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print("| system | EM | F1 | HasAns EM | HasAns F1 | NoAns EM |")
     print("|---|---:|---:|---:|---:|---:|")
-    rows = [("xlmr_qa, tiny from scratch", {k[3:]: v for k, v in scores.items() if k.startswith("qa_")}),
-            ("abstain (answer nothing)", abstain)]
+    rows = [
+        ("xlmr_qa, tiny from scratch",
+         {k[3:]: v for k, v in scores.items() if k.startswith("qa_")}),
+        ("abstain (answer nothing)", abstain),
+    ]
     for name, row in rows:
         print(
             f"| {name} | {100 * row['exact']:.1f} | {100 * row['f1']:.1f} | "

@@ -50,8 +50,8 @@ questions taken round robin over the 7 sources and over each source's
 paragraphs; **long**, one context per source made of consecutive paragraphs
 joined with a newline (XQuAD: its 3 paragraphs, from 3 articles; SQuAD 2.0:
 the 6 "Normans" paragraphs; SQuAD-es: "Fresno, California" cut into contexts
-of at least 1000 words), questions round robin over the sources and contexts. Questions of the same context are
-asked together. The workers write their answers
+of at least 1000 words), questions round robin over the sources and contexts.
+Questions of the same context are asked together. The workers write their answers
 (``runs/<set>-<system>.outputs.json``) and the driver compares each xlmr_qa
 system with hf_qa: identical = same answer text, start and end, and scores
 within 1e-4.
@@ -210,7 +210,8 @@ COMPARE = {"xlmr_qa": "hf_qa", "xlmr_qa_ask": "hf_qa",
 # key: (label, texts it reads, reference system of its ratio, description)
 SYSTEMS: Dict[str, Tuple[str, str, str, str]] = {
     "limit": ("raw forward, fp32", "plain", "limit",
-              "XLMRobertaModel in inference_mode, pre-tokenised, 510-piece windows, batches of 8 sorted by length"),
+              "XLMRobertaModel in inference_mode, pre-tokenised, 510-piece windows, "
+              "batches of 8 sorted by length"),
     "limit_unpadded": ("raw forward, fp32, one window per call", "plain", "limit",
                        "limit with batches of 1 window: no padding"),
     "limit_bf16": ("raw forward, bf16 autocast", "plain", "limit",
@@ -218,9 +219,12 @@ SYSTEMS: Dict[str, Tuple[str, str, str, str]] = {
     "limit_int8": ("raw forward, int8 dynamic", "plain", "limit",
                    "limit after torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, qint8)"),
     "spacy_trf_ner": ("spacy-transformers + ner", "plain", "limit",
-                      "transformer (TransformerModel.v3, strided_spans 128/96, use_fast) + ner (TransitionBasedParser.v2, TransformerListener.v1 reduce_mean); nlp.pipe"),
+                      "transformer (TransformerModel.v3, strided_spans 128/96, use_fast) + "
+                      "ner (TransitionBasedParser.v2, TransformerListener.v1 reduce_mean); "
+                      "nlp.pipe"),
     "hf_ner": ("HF token-classification", "plain", "limit",
-               f"pipeline('token-classification', aggregation_strategy='simple', stride={HF_STRIDE}), batch_size 1"),
+               "pipeline('token-classification', aggregation_strategy='simple', "
+               f"stride={HF_STRIDE}), batch_size 1"),
     "xlmr_ner": ("xlmr_ner", "plain", "limit",
                  "from_huggingface(..., 'token-classification'); nlp.pipe"),
     "hf_textcat": ("HF text-classification", "plain", "limit",
@@ -238,13 +242,17 @@ SYSTEMS: Dict[str, Tuple[str, str, str, str]] = {
     "xlmr_ner_int8": ("xlmr_ner, int8", "plain", "limit",
                       "xlmr_ner with encoder_config inference_precision='int8'; nlp.pipe"),
     "limit_qa": ("raw forward, fp32 (QA pair windows)", "qa", "limit_qa",
-                 "limit on HF's question/context windows (384 positions, stride 128), batches of 8 sorted by length"),
+                 "limit on HF's question/context windows (384 positions, stride 128), "
+                 "batches of 8 sorted by length"),
     "hf_qa": ("HF question-answering", "qa", "limit_qa",
-              "pipeline('question-answering'), the pairs as lists, HF's default options, batch_size 1"),
+              "pipeline('question-answering'), the pairs as lists, HF's default options, "
+              "batch_size 1"),
     "xlmr_qa": ("xlmr_qa, nlp.pipe", "qa", "limit_qa",
-                "from_huggingface(..., 'question-answering'); Docs with doc._.qa_questions; nlp.pipe"),
+                "from_huggingface(..., 'question-answering'); Docs with doc._.qa_questions; "
+                "nlp.pipe"),
     "xlmr_qa_ask": ("xlmr_qa, qa.ask", "qa", "limit_qa",
-                    "from_huggingface(..., 'question-answering'); qa.ask(context, questions) per context"),
+                    "from_huggingface(..., 'question-answering'); "
+                    "qa.ask(context, questions) per context"),
 }
 REFERENCES = ("limit", "limit_masked", "limit_qa")
 # HF's fill-mask pipeline neither windows nor truncates: a doc of more than 512
@@ -386,7 +394,9 @@ def bio_spans(tags: List[str]) -> set:
     return spans
 
 
-def build_trained_tiny(root: Path, seed: int, threads: int, xlmr_src: Optional[Path] = None) -> Path:
+def build_trained_tiny(
+    root: Path, seed: int, threads: int, xlmr_src: Optional[Path] = None
+) -> Path:
     """``root/ner-tiny-trained/model-best``: the NER project's recipe
     (projects/ner): a tiny XLM-R built from scratch (``build-checkpoint``,
     tokenizer trained on data/text), ``configs/ner-tiny.cfg`` trained for
@@ -436,9 +446,9 @@ def build_trained_tiny(root: Path, seed: int, threads: int, xlmr_src: Optional[P
             subprocess.run([sys.executable, *cmd], cwd=dest, env=env, stdout=log,
                            stderr=subprocess.STDOUT, check=True)
     meta = json.loads((best / "meta.json").read_text(encoding="utf8"))
-    info = {"config": config_source, "steps": TRAINED_TINY_STEPS, "train": "data/ner/uner-pt/train.iob2",
-            "dev": "data/ner/uner-pt/dev.iob2", "dev_scores": meta.get("performance"),
-            "build_s": time.perf_counter() - start}
+    info = {"config": config_source, "steps": TRAINED_TINY_STEPS,
+            "train": "data/ner/uner-pt/train.iob2", "dev": "data/ner/uner-pt/dev.iob2",
+            "dev_scores": meta.get("performance"), "build_s": time.perf_counter() - start}
     (dest / "trained.json").write_text(json.dumps(info, indent=2), encoding="utf8")
     print(f"   trained tiny xlmr_ner: {json.dumps(info)}", flush=True)
     return best
@@ -507,7 +517,9 @@ def build_probe(root: Path, dirs: Dict[str, Path], seed: int, threads: int) -> P
     # random encoder's last hidden states carry little of the tokens' identity),
     # which leaves almost no entities to compare.
     counts = torch.bincount(y_train, minlength=len(NER_TAGS)).float()
-    weights = torch.where(counts > 0, counts.sum() / (counts * (counts > 0).sum()).clamp(min=1), 1.0)
+    weights = torch.where(
+        counts > 0, counts.sum() / (counts * (counts > 0).sum()).clamp(min=1), 1.0
+    )
     for _ in range(PROBE_STEPS):
         optimizer.zero_grad()
         loss = torch.nn.functional.cross_entropy(clf(x_train), y_train, weight=weights)
@@ -530,9 +542,11 @@ def build_probe(root: Path, dirs: Dict[str, Path], seed: int, threads: int) -> P
         "train_files": PROBE_TRAIN, "dev_files": PROBE_DEV, "steps": PROBE_STEPS,
         "class_weights": dict(zip(NER_TAGS, weights.tolist())),
         "train_tokens": len(y_train), "dev_tokens": len(y_dev),
-        "train_loss": float(loss.detach()), "train_token_accuracy": float((train_pred == y_train).float().mean()),
+        "train_loss": float(loss.detach()),
+        "train_token_accuracy": float((train_pred == y_train).float().mean()),
         "dev_token_accuracy": float((dev_logits.argmax(-1) == y_dev).float().mean()),
-        "dev_entity_p": hits / max(len(pred_spans), 1), "dev_entity_r": hits / max(len(gold_spans), 1),
+        "dev_entity_p": hits / max(len(pred_spans), 1),
+        "dev_entity_r": hits / max(len(gold_spans), 1),
         "dev_entity_f": 2 * hits / max(len(pred_spans) + len(gold_spans), 1),
         "dev_median_top2_margin": float((top2[:, 0] - top2[:, 1]).median()),
         "dev_max_abs_logit": float(dev_logits.abs().max()),
@@ -719,7 +733,9 @@ def add_qa_counts(items: List[Dict], tokenizer) -> None:
         item["context_words"] = count_words(item["context"], lang)
         item["words"] = sum(item["context_words"] + count_words(q, lang) for q in questions)
         context_pieces = len(tokenizer(item["context"], add_special_tokens=False)["input_ids"])
-        question_pieces = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+        question_pieces = [
+            len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]
+        ]
         item["context_pieces"] = context_pieces
         item["pieces"] = sum(context_pieces + min(q, QA_OPTIONS["max_question_len"])
                              for q in question_pieces)
@@ -763,7 +779,9 @@ def prepare_texts(out: Path, dirs: Dict[str, Path], n_short: int, n_long: int, s
         qa = make_qa_items(qa_questions[name], long=name == "long")
         add_qa_counts(qa, tokenizer)
         texts[name] = {"plain": plain, "masked": masked, "qa": qa}
-    (out / "texts.json").write_text(json.dumps(texts, ensure_ascii=False, indent=1), encoding="utf8")
+    (out / "texts.json").write_text(
+        json.dumps(texts, ensure_ascii=False, indent=1), encoding="utf8"
+    )
     return texts
 
 
@@ -923,9 +941,10 @@ def setup_limit(dirs, docs, variant: str, batch_size: int = LIMIT_BATCH, qa: boo
     else:
         for ids in tokenizer([d["text"] for d in docs], add_special_tokens=False)["input_ids"]:
             for start in range(0, max(len(ids), 1), LIMIT_WINDOW):
-                windows.append(
-                    [tokenizer.cls_token_id, *ids[start:start + LIMIT_WINDOW], tokenizer.sep_token_id]
-                )
+                windows.append([
+                    tokenizer.cls_token_id, *ids[start:start + LIMIT_WINDOW],
+                    tokenizer.sep_token_id,
+                ])
     windows.sort(key=len)
     batches = []
     for i in range(0, len(windows), batch_size):
@@ -1024,8 +1043,10 @@ def answers_digest(answers: Dict[str, Dict]) -> str:
     every pass gives the same answers."""
     import hashlib
 
-    key = json.dumps([[qid, a["answer"], a["start"], a["end"]] for qid, a in sorted(answers.items())],
-                     ensure_ascii=False)
+    key = json.dumps(
+        [[qid, a["answer"], a["start"], a["end"]] for qid, a in sorted(answers.items())],
+        ensure_ascii=False,
+    )
     return hashlib.sha1(key.encode("utf8")).hexdigest()[:16]
 
 
@@ -1269,7 +1290,8 @@ def worker(args) -> None:
         cpus.append(time.process_time() - cpu_start)
         busy_end, total_end = cpu_times()
         # Machine CPU time used by other processes, as a share of all CPU time.
-        others.append(max(0.0, (busy_end - busy_start) - cpus[-1]) / max(total_end - total_start, 1e-9))
+        others_busy = max(0.0, (busy_end - busy_start) - cpus[-1])
+        others.append(others_busy / max(total_end - total_start, 1e-9))
     assert check == result["check"], (check, result["check"])
     result["positions"] = counter.summary()
     result["runs_s"] = walls
@@ -1350,8 +1372,8 @@ def run_worker(system: str, set_name: str, args, out: Path) -> Dict:
     wall = time.perf_counter() - start
     if proc.returncode != 0 or not result_path.exists():
         tail = log_path.read_text(encoding="utf8")[-3000:]
-        return {"system": system, "set": set_name, "error": f"exit {proc.returncode}", "log_tail": tail,
-                "process_wall_s": wall}
+        return {"system": system, "set": set_name, "error": f"exit {proc.returncode}",
+                "log_tail": tail, "process_wall_s": wall}
     result = json.loads(result_path.read_text(encoding="utf8"))
     result["process_wall_s"] = wall
     return result
@@ -1392,7 +1414,9 @@ def summarize(result: Dict, docs: List[Dict], reference: Optional[Dict]) -> None
     result["real_over_needed"] = pos["real_positions"] / result["needed_positions"]
 
 
-def compare_answers(reference: Dict[str, Dict], answers: Dict[str, Dict], items: List[Dict]) -> Dict:
+def compare_answers(
+    reference: Dict[str, Dict], answers: Dict[str, Dict], items: List[Dict]
+) -> Dict:
     """Per question: the same top answer (text, start, end) and scores within
     ``QA_SCORE_TOLERANCE``; the questions that differ."""
     n = same_span = identical = 0
@@ -1539,7 +1563,9 @@ def library_state(xlmr_src: Optional[Path]) -> Dict:
         "source": str(xlmr_src.resolve()) if xlmr_src else "installed (editable: the working tree)",
         "source_revision": revision.read_text().strip() if revision and revision.exists() else None,
         "repo_head": git("rev-parse", "HEAD"),
-        "working_tree_changes_in_spacy_xlmr": git("status", "--porcelain", "spacy_xlmr").splitlines(),
+        "working_tree_changes_in_spacy_xlmr": (
+            git("status", "--porcelain", "spacy_xlmr").splitlines()
+        ),
     }
 
 
@@ -1549,8 +1575,10 @@ def fmt(x, spec: str = ".0f", scale: float = 1.0) -> str:
 
 def markdown_table(results: Dict) -> str:
     lines = [
-        "| set | system | words/s | × limit | words/CPU-s | × limit (CPU) | peak RSS (MB) | RSS after load (MB) | inference peak (MB) "
-        "| padding % | computed / needed positions | non-pad / needed | forward calls | median run (s) | CPU/wall | others' CPU % |",
+        "| set | system | words/s | × limit | words/CPU-s | × limit (CPU) | peak RSS (MB) "
+        "| RSS after load (MB) | inference peak (MB) | padding % "
+        "| computed / needed positions | non-pad / needed | forward calls | median run (s) "
+        "| CPU/wall | others' CPU % |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for set_name, entry in results["sets"].items():
@@ -1573,7 +1601,8 @@ def markdown_table(results: Dict) -> str:
                 f"{fmt(r['words_per_cpu_s'])} | {cpu_ratio} | "
                 f"{fmt(r['peak_rss_mb'])} | {fmt(r['rss_after_setup_mb'])} | "
                 f"{fmt(r['peak_rss_inference_mb'])} | "
-                f"{fmt(pos['padding_share'], '.1f', 100)} | {fmt(r['computed_over_needed'], '.2f')} | "
+                f"{fmt(pos['padding_share'], '.1f', 100)} | "
+                f"{fmt(r['computed_over_needed'], '.2f')} | "
                 f"{fmt(r['real_over_needed'], '.2f')} | {pos['forward_calls']} | "
                 f"{fmt(r['median_s'], '.1f')} | {fmt(r['cpu_per_wall'], '.2f')} | "
                 f"{fmt(r['other_cpu_share'], '.0f', 100)} |"
@@ -1583,9 +1612,10 @@ def markdown_table(results: Dict) -> str:
 
 def qa_table(results: Dict) -> str:
     lines = [
-        "| set | system | questions/s | × hf_qa | questions/CPU-s | × hf_qa (CPU) | × limit_qa (CPU) "
-        "| peak RSS (MB) | padding % | computed / needed | forward calls | identical answers | same span "
-        "| max score diff (same span) | max relative score diff |",
+        "| set | system | questions/s | × hf_qa | questions/CPU-s | × hf_qa (CPU) "
+        "| × limit_qa (CPU) | peak RSS (MB) | padding % | computed / needed | forward calls "
+        "| identical answers | same span | max score diff (same span) "
+        "| max relative score diff |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for set_name, entry in results["sets"].items():
@@ -1605,18 +1635,22 @@ def qa_table(results: Dict) -> str:
                 f"{fmt(r.get('cpu_ratio_to_limit'), '.2f')} | {fmt(r['peak_rss_mb'])} | "
                 f"{fmt(r['positions']['padding_share'], '.1f', 100)} | "
                 f"{fmt(r['computed_over_needed'], '.2f')} | {r['positions']['forward_calls']} | "
-                + (f"{cmp['identical']}/{n} | {cmp['same_span']}/{n} | "
-                   f"{fmt(cmp['max_score_abs_diff_same_span'], '.1e')} | "
-                   f"{fmt(cmp['max_score_rel_diff_same_span'], '.1e')} |" if n else "– | – | – | – |")
+                + (
+                    f"{cmp['identical']}/{n} | {cmp['same_span']}/{n} | "
+                    f"{fmt(cmp['max_score_abs_diff_same_span'], '.1e')} | "
+                    f"{fmt(cmp['max_score_rel_diff_same_span'], '.1e')} |"
+                    if n else "– | – | – | – |"
+                )
             )
     return "\n".join(lines)
 
 
 def precision_table(results: Dict) -> str:
     lines = [
-        "| set | system | words/CPU-s | × xlmr_ner (wall) | × xlmr_ner (CPU) | peak RSS (MB) | head "
-        "| fp32 entities kept | entities in fp32 | entity F | token argmax agreement "
-        "| max abs logit dev | mean abs logit dev | max abs prob dev | fp32 max abs logit | fp32 median top-2 margin |",
+        "| set | system | words/CPU-s | × xlmr_ner (wall) | × xlmr_ner (CPU) | peak RSS (MB) "
+        "| head | fp32 entities kept | entities in fp32 | entity F | token argmax agreement "
+        "| max abs logit dev | mean abs logit dev | max abs prob dev | fp32 max abs logit "
+        "| fp32 median top-2 margin |",
         "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for set_name, entry in results["sets"].items():
@@ -1636,11 +1670,16 @@ def precision_table(results: Dict) -> str:
             for head, f in fidelity.items():
                 lines.append(
                     speed + f" {head.replace('_head', '')} | "
-                    f"{fmt(f['fp32_entities_kept'], '.1f', 100)}% ({f['both']}/{f['fp32_entities']}) | "
-                    f"{fmt(f['entities_in_fp32'], '.1f', 100)}% | {fmt(f['entity_f'], '.1f', 100)}% | "
-                    f"{fmt(f['token_argmax_agreement'], '.2f', 100)}% | {fmt(f['max_abs_logit_dev'], '.2e')} | "
-                    f"{fmt(f['mean_abs_logit_dev'], '.1e')} | {fmt(f['max_abs_prob_dev'], '.1e')} | "
-                    f"{fmt(f['fp32_max_abs_logit'], '.2f')} | {fmt(f['fp32_median_top2_margin'], '.3f')} |"
+                    f"{fmt(f['fp32_entities_kept'], '.1f', 100)}% "
+                    f"({f['both']}/{f['fp32_entities']}) | "
+                    f"{fmt(f['entities_in_fp32'], '.1f', 100)}% | "
+                    f"{fmt(f['entity_f'], '.1f', 100)}% | "
+                    f"{fmt(f['token_argmax_agreement'], '.2f', 100)}% | "
+                    f"{fmt(f['max_abs_logit_dev'], '.2e')} | "
+                    f"{fmt(f['mean_abs_logit_dev'], '.1e')} | "
+                    f"{fmt(f['max_abs_prob_dev'], '.1e')} | "
+                    f"{fmt(f['fp32_max_abs_logit'], '.2f')} | "
+                    f"{fmt(f['fp32_median_top2_margin'], '.3f')} |"
                 )
     return "\n".join(lines)
 
@@ -1652,37 +1691,43 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["short", "long"], choices=["short", "long"])
     parser.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up run")
     parser.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads per system")
-    parser.add_argument("--short-docs", type=int, default=None, help="default 40, 5 per language (--quick: 8)")
-    parser.add_argument("--long-docs", type=int, default=None, help="default 4: en, zh, ru, hi (--quick: 2)")
+    parser.add_argument("--short-docs", type=int, default=None,
+                        help="default 40, 5 per language (--quick: 8)")
+    parser.add_argument("--long-docs", type=int, default=None,
+                        help="default 4: en, zh, ru, hi (--quick: 2)")
     parser.add_argument("--qa-short-questions", type=int, default=None,
                         help="QA questions in the short set (default 40; --quick: 16)")
     parser.add_argument("--qa-long-questions", type=int, default=None,
                         help="QA questions in the long set (default 7, one per source; --quick: 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=None,
-                        help="default benchmarks/output/speed (--quick: benchmarks/output/speed_quick)")
+                        help="default benchmarks/output/speed "
+                             "(--quick: benchmarks/output/speed_quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny checkpoint (2 layers, width 64, still 250002 rows), 8 short and 2 long docs, "
-                             "16 short and 8 long QA questions")
+                        help="tiny checkpoint (2 layers, width 64, still 250002 rows), "
+                             "8 short and 2 long docs, 16 short and 8 long QA questions")
     parser.add_argument("--xlmr-src", type=Path, default=None,
-                        help="directory holding the spacy_xlmr package to measure (put first on the "
-                             "workers' PYTHONPATH), e.g. a `git archive` export of a commit; "
-                             "default: the installed one")
+                        help="directory holding the spacy_xlmr package to measure (put first "
+                             "on the workers' PYTHONPATH), e.g. a `git archive` export of a "
+                             "commit; default: the installed one")
     parser.add_argument("--xlmr-encoder-config", default=None,
-                        help='JSON settings for the encoder of the xlmr_* systems (from_huggingface\'s '
-                             'encoder_config), e.g. \'{"max_batch_pieces": 1024}\'')
+                        help="JSON settings for the encoder of the xlmr_* systems "
+                             "(from_huggingface's encoder_config), "
+                             """e.g. '{"max_batch_pieces": 1024}'""")
     parser.add_argument("--checkpoints", type=Path, default=None,
                         help="directory with the checkpoints (default: <output>/checkpoint-<size>, "
                              "built there if missing)")
     parser.add_argument("--xlmr-rev", default=None,
-                        help="measure spacy_xlmr at this git revision (e.g. HEAD): exported with its "
-                             "entry points under --output and used as --xlmr-src")
+                        help="measure spacy_xlmr at this git revision (e.g. HEAD): exported "
+                             "with its entry points under --output and used as --xlmr-src")
     parser.add_argument("--wait-idle", type=float, default=0.0,
-                        help="before the warm-up and each timed run, wait up to this many seconds "
-                             "for the machine's CPUs to be idle enough (busy < max(15%%, 1 - threads/cores - 10%%) "
-                             "over 2 s); 0: don't wait")
+                        help="before the warm-up and each timed run, wait up to this many "
+                             "seconds for the machine's CPUs to be idle enough "
+                             "(busy < max(15%%, 1 - threads/cores - 10%%) over 2 s); "
+                             "0: don't wait")
     parser.add_argument("--profile", action="store_true",
-                        help="after the timed runs, one more run under cProfile: <output>/profiles/")
+                        help="after the timed runs, one more run under cProfile: "
+                             "<output>/profiles/")
     # Internal: run one system in this process.
     parser.add_argument("--worker", nargs=2, metavar=("SYSTEM", "SET"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-result", help=argparse.SUPPRESS)
@@ -1729,7 +1774,9 @@ def main() -> None:
         dirs[TRAINED_TINY] = build_trained_tiny(root, args.seed, args.threads, args.xlmr_src)
         fidelity_models = {
             "probe_head": json.loads((dirs[PROBE_HEAD] / "probe.json").read_text(encoding="utf8")),
-            "trained_tiny": json.loads((root / TRAINED_TINY / "trained.json").read_text(encoding="utf8")),
+            "trained_tiny": json.loads(
+                (root / TRAINED_TINY / "trained.json").read_text(encoding="utf8")
+            ),
         }
     texts = prepare_texts(out, dirs, n_short, n_long, args.seed, qa_questions)
     results: Dict = {
@@ -1770,18 +1817,21 @@ def main() -> None:
                 print(f"   FAILED ({r['error']}):\n{r['log_tail']}", flush=True)
             else:
                 print(
-                    f"   {r['words_per_s']:.0f} words/s, x{r.get('ratio_to_limit', float('nan')):.2f}, "
-                    f"runs {['%.2f' % w for w in r['runs_s']]} s, peak RSS {r['peak_rss_mb']:.0f} MB, "
+                    f"   {r['words_per_s']:.0f} words/s, "
+                    f"x{r.get('ratio_to_limit', float('nan')):.2f}, "
+                    f"runs {['%.2f' % w for w in r['runs_s']]} s, "
+                    f"peak RSS {r['peak_rss_mb']:.0f} MB, "
                     f"padding {100 * r['positions']['padding_share']:.1f}%, "
-                    f"CPU/wall {r['cpu_per_wall']:.2f}, others' CPU {100 * r['other_cpu_share']:.0f}%",
+                    f"CPU/wall {r['cpu_per_wall']:.2f}, "
+                    f"others' CPU {100 * r['other_cpu_share']:.0f}%",
                     flush=True,
                 )
                 if "questions_per_s" in r:
                     print(f"   {r['questions_per_s']:.2f} questions/s, "
                           f"{r['questions_per_cpu_s']:.2f} questions/CPU-s", flush=True)
                 if "speedup" in r:
-                    print(f"   x{r['speedup']:.2f} (CPU x{r['cpu_speedup']:.2f}) of {r['compared_with']}",
-                          flush=True)
+                    print(f"   x{r['speedup']:.2f} (CPU x{r['cpu_speedup']:.2f}) "
+                          f"of {r['compared_with']}", flush=True)
                 cmp = r.get("answers_vs_hf")
                 if cmp:
                     print(f"   answers identical to hf_qa: {cmp['identical']}/{cmp['questions']}, "

@@ -293,10 +293,14 @@ def run_system(key: str, setting: str, data: Path, out: Path, checkpoint: Path, 
         "epochs": len(steps) * args.batch_size / train_docs,
         "test": test,
         "mean": {
-            "cats_macro_f": _mean([test[l]["cats_macro_f"] for l in LANGUAGES]),
-            "accuracy": _mean([test[l]["accuracy"] for l in LANGUAGES]),
-            "cats_macro_f_non_en": _mean([test[l]["cats_macro_f"] for l in LANGUAGES if l != "en"]),
-            "accuracy_non_en": _mean([test[l]["accuracy"] for l in LANGUAGES if l != "en"]),
+            "cats_macro_f": _mean([test[lang]["cats_macro_f"] for lang in LANGUAGES]),
+            "accuracy": _mean([test[lang]["accuracy"] for lang in LANGUAGES]),
+            "cats_macro_f_non_en": _mean(
+                [test[lang]["cats_macro_f"] for lang in LANGUAGES if lang != "en"]
+            ),
+            "accuracy_non_en": _mean(
+                [test[lang]["accuracy"] for lang in LANGUAGES if lang != "en"]
+            ),
         },
         "training": {
             **stats,
@@ -321,7 +325,7 @@ def markdown_table(results: Dict) -> str:
         out += [f"**{title}**", "", head, rule]
         for setting, entry in results["settings"].items():
             for key, r in entry["systems"].items():
-                cells = [pct(r["test"][l][metric]) for l in LANGUAGES]
+                cells = [pct(r["test"][lang][metric]) for lang in LANGUAGES]
                 out.append(
                     f"| {entry['label']} | {key}. {r['label']} | " + " | ".join(cells)
                     + f" | **{pct(r['mean'][metric])}** | {pct(r['mean'][metric + '_non_en'])} |"
@@ -336,14 +340,17 @@ def markdown_table(results: Dict) -> str:
     out += [
         "**Training**",
         "",
-        "| setting | system | train docs | updates | ≈ epochs | batch fingerprint | train wall (s) | ms/update | train words/s | test words/s | eval wall (s) |",
+        "| setting | system | train docs | updates | ≈ epochs | batch fingerprint "
+        "| train wall (s) | ms/update | train words/s | test words/s | eval wall (s) |",
         "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for setting, entry in results["settings"].items():
         for key, r in entry["systems"].items():
             t = r["training"]
-            test_words = sum(r["test"][l]["speed"] * r["test"][l]["eval_s"] for l in LANGUAGES)
-            test_s = sum(r["test"][l]["eval_s"] for l in LANGUAGES)
+            test_words = sum(
+                r["test"][lang]["speed"] * r["test"][lang]["eval_s"] for lang in LANGUAGES
+            )
+            test_s = sum(r["test"][lang]["eval_s"] for lang in LANGUAGES)
             out.append(
                 f"| {entry['label']} | {key}. {r['label']} | {r['train_docs']} | {t['steps']} | "
                 f"{r['epochs']:.1f} | `{t['batch_words_fingerprint']}` | {r['train_wall_s']:.0f} | "

@@ -14,7 +14,9 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 def build_checkpoint_cli(
     output_dir: Path = typer.Argument(..., help="Directory to write the checkpoint to"),
     size: str = typer.Option("tiny", help=f"Architecture size: {', '.join(SIZES)}"),
-    text_dir: Path = typer.Option(DEFAULT_TEXT_DIR, help="Plain-text files to train the tokenizer on"),
+    text_dir: Path = typer.Option(
+        DEFAULT_TEXT_DIR, help="Plain-text files to train the tokenizer on"
+    ),
     vocab_size: int = typer.Option(8000, help="SentencePiece vocabulary size"),
     seed: int = typer.Option(0, help="Random seed of the weights"),
 ) -> None:

@@ -31,7 +31,8 @@ def test_evaluate_reads_raw_text_for_masked_lm(masked_lm_checkpoint, tmp_path):
     nlp = from_huggingface(str(masked_lm_checkpoint), "fill-mask")
     nlp.to_disk(tmp_path / "mlm")
     result = CliRunner().invoke(
-        app, ["evaluate", str(tmp_path / "mlm"), str(ROOT / "data" / "text-dev" / "ntrex128-por.txt")],
+        app,
+        ["evaluate", str(tmp_path / "mlm"), str(ROOT / "data" / "text-dev" / "ntrex128-por.txt")],
     )
     assert result.exit_code == 0, result.output
     lines = dict(line.split() for line in result.output.splitlines())

@@ -81,7 +81,10 @@ def _check(nlp, doc):
     assert sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-5)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(text=texts)
 def test_any_text(nlp, text):
     doc = nlp(text)
@@ -111,7 +114,10 @@ def _outputs(doc):
 LONG_NEIGHBOUR = "Lisboa é bonita e o Porto também. " * 30  # many windows of 24 pieces
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(batch=st.lists(texts, min_size=1, max_size=8), question=texts.filter(lambda q: q.strip()))
 def test_outputs_dont_depend_on_batch_or_run(nlp, batch, question):
     """Every head's output for a doc is the same alone and in nlp.pipe, in
@@ -149,7 +155,10 @@ def _check_answers(doc):
         assert span.text.strip() and doc.text[span.start_char : span.end_char] == span.text
 
 
-@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(text=texts, question=texts.filter(lambda q: q.strip()))
 def test_any_question_about_any_text(nlp, text, question):
     doc = nlp.get_pipe("qa").ask(text, [question])

@@ -24,7 +24,9 @@ LOAD_AND_PREDICT = """
 import json, sys, spacy
 nlp = spacy.load("xx_xlmr_ner_test")
 texts = json.loads(sys.stdin.read())
-print(json.dumps([[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]))
+print(json.dumps([
+    [(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)
+]))
 """
 
 

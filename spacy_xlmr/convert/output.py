@@ -13,7 +13,10 @@ def write_docbin(
     """Save ``docs`` to ``output_path`` (parent directories are created)."""
     output_path = Path(output_path)
     doc_bin = DocBin(store_user_data=store_user_data)
-    for doc in tqdm(docs, desc=f"Converting to {output_path.name}", unit=" docs", disable=None, leave=False):
+    progress = tqdm(
+        docs, desc=f"Converting to {output_path.name}", unit=" docs", disable=None, leave=False
+    )
+    for doc in progress:
         doc_bin.add(doc)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     doc_bin.to_disk(output_path)

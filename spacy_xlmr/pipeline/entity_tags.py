@@ -91,7 +91,9 @@ def gold_tags(biluo: Sequence[Optional[str]], scheme: str) -> List[Optional[str]
         elif scheme == "BIO":
             result.append(("B-" if prefix in ("B", "U") else "I-") + label)
         else:  # IOB1: B- only right after an entity of the same label
-            follows_same = previous is not None and previous[0] in ("L", "U") and previous[2:] == label
+            follows_same = (
+                previous is not None and previous[0] in ("L", "U") and previous[2:] == label
+            )
             result.append(("B-" if prefix in ("B", "U") and follows_same else "I-") + label)
         previous = tag
     return result

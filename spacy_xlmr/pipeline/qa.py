@@ -565,9 +565,10 @@ class XLMRQuestionAnswerer(HeadPipe):
                 if same:
                     same[0]["score"] += score
                 else:
-                    answers.append(
-                        {"score": score, "start": char_start, "end": char_end, "answer": answer_text}
-                    )
+                    answers.append({
+                        "score": score, "start": char_start, "end": char_end,
+                        "answer": answer_text,
+                    })
                     if score == 0.0:
                         filler_ids.add(id(answers[-1]))
         if self.handle_impossible_answer:
@@ -587,7 +588,6 @@ def _fill_logits(scores: List[DocScores], logits: List[Tuple[Floats1d, Floats1d]
         for question in doc_scores.questions:
             question.logits = logits[position : position + len(question.windows)]
             position += len(question.windows)
-
 
 
 def _best_spans(

@@ -67,7 +67,9 @@ def test_aligned_pieces_spell_the_token(tokenizer, name):
         if straddling or "<unk>" in [pieces.strings[p] for p in token_pieces]:
             continue
         spelled = "".join(_piece_text(pieces.strings[p]) for p in token_pieces)
-        assert spelled == _normalize(token.text), (token.text, [pieces.strings[p] for p in token_pieces])
+        assert spelled == _normalize(token.text), (
+            token.text, [pieces.strings[p] for p in token_pieces]
+        )
 
 
 def test_no_token_gets_the_next_words_leading_piece(tokenizer):

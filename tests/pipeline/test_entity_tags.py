@@ -37,7 +37,9 @@ def test_gold_biluo_converted():
     assert gold_tags(biluo, "BIO") == [
         "B-PER", "B-LOC", "I-LOC", None, None, "O", "B-PER", "B-PER"
     ]
-    assert gold_tags(biluo, "BILUO") == ["U-PER", "B-LOC", "L-LOC", None, None, "O", "U-PER", "U-PER"]
+    assert gold_tags(biluo, "BILUO") == [
+        "U-PER", "B-LOC", "L-LOC", None, None, "O", "U-PER", "U-PER"
+    ]
     # IOB1: entities start with I-; B- only right after one of the same label.
     assert gold_tags(biluo, "IOB1") == [
         "I-PER", "I-LOC", "I-LOC", None, None, "O", "I-PER", "B-PER"

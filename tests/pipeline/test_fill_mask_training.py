@@ -121,7 +121,8 @@ def test_loss_and_gradients_equal_hf(masked_lm_checkpoint):
         (ours.embeddings.word_embeddings.weight, hf.roberta.embeddings.word_embeddings.weight),
         (ours.encoder.layer[0].attention.self.query.weight,
          hf.roberta.encoder.layer[0].attention.self.query.weight),
-        (ours.encoder.layer[-1].output.dense.weight, hf.roberta.encoder.layer[-1].output.dense.weight),
+        (ours.encoder.layer[-1].output.dense.weight,
+         hf.roberta.encoder.layer[-1].output.dense.weight),
         (head.lm_head.dense.weight, hf.lm_head.dense.weight),
         (head.lm_head.bias, hf.lm_head.bias),
     ]
@@ -139,7 +140,8 @@ def adapted_nlp(tiny_checkpoint):
     dev = _examples(nlp, _lines(ROOT / "data" / "text-dev", 10))
     optimizer = nlp.initialize(lambda: train)
     before = nlp.get_pipe("fill_mask").score(dev)
-    initial_embeddings = get_transformer(nlp.get_pipe("transformer").model).embeddings.word_embeddings.weight.detach().clone()
+    transformer = get_transformer(nlp.get_pipe("transformer").model)
+    initial_embeddings = transformer.embeddings.word_embeddings.weight.detach().clone()
     losses = []
     with count_encoder_calls(nlp) as calls:
         for _ in range(3):
@@ -166,7 +168,8 @@ def test_training_adapts_the_shared_encoder_without_an_unmasked_pass(adapted_nlp
     pipeline whose only head is the masked LM, yet its weights are trained."""
     info = adapted_nlp._test_info
     assert info["encoder_calls"] == []
-    embeddings = get_transformer(adapted_nlp.get_pipe("transformer").model).embeddings.word_embeddings.weight
+    transformer = get_transformer(adapted_nlp.get_pipe("transformer").model)
+    embeddings = transformer.embeddings.word_embeddings.weight
     assert not torch.equal(embeddings.detach(), info["initial_embeddings"])
 
 

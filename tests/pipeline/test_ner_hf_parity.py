@@ -169,7 +169,8 @@ def test_import_of_a_checkpoint_without_labels_is_an_error(tiny_checkpoint, tmp_
     LABEL_0... names can't say which entities it finds."""
     from transformers import AutoTokenizer, XLMRobertaForTokenClassification
 
-    XLMRobertaForTokenClassification.from_pretrained(tiny_checkpoint, num_labels=3).save_pretrained(tmp_path)
+    unlabelled = XLMRobertaForTokenClassification.from_pretrained(tiny_checkpoint, num_labels=3)
+    unlabelled.save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="has no entity labels"):
         from_huggingface(str(tmp_path))

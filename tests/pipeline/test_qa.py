@@ -73,7 +73,9 @@ def test_unanswerable_questions_get_no_span(trained_nlp, squad_es_examples):
 
 
 def test_several_questions_and_top_k(question_answering_checkpoint):
-    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering", config={"top_k": 2})
+    nlp = from_huggingface(
+        str(question_answering_checkpoint), "question-answering", config={"top_k": 2}
+    )
     doc = nlp.get_pipe("qa").ask(
         "O Porto fica no norte de Portugal. Lisboa é a capital.",
         ["Onde fica o Porto?", {"id": "capital", "question": "Qual é a capital?"}],
@@ -104,7 +106,10 @@ def test_round_trip(question_answering_checkpoint, tmp_path):
     assert doc._.qa_answers == expected
     assert len(doc.spans["answers"]) == 3
     from_bytes = spacy.blank("xx")
-    from_bytes.add_pipe("xlmr_transformer", name="transformer", config={"model": {"name": str(question_answering_checkpoint)}})
+    from_bytes.add_pipe(
+        "xlmr_transformer", name="transformer",
+        config={"model": {"name": str(question_answering_checkpoint)}},
+    )
     from_bytes.add_pipe("xlmr_qa", name="qa", config={"top_k": 3, "doc_stride": 64})
     from_bytes.from_bytes(nlp.to_bytes())
     assert from_bytes.get_pipe("qa").ask(text, ["Onde fica o Porto?"])._.qa_answers == expected
@@ -140,7 +145,10 @@ def test_bad_questions_are_refused(question_answering_checkpoint):
     with pytest.raises(ValueError, match="non-empty"):
         qa.ask("Lisboa é a capital.", [""])
     with pytest.raises(ValueError, match="duplicate"):
-        qa.ask("Lisboa é a capital.", [{"id": "a", "question": "x?"}, {"id": "a", "question": "y?"}])
+        qa.ask(
+            "Lisboa é a capital.",
+            [{"id": "a", "question": "x?"}, {"id": "a", "question": "y?"}],
+        )
 
 
 def test_ask_takes_one_question_as_a_string_and_refuses_other_types(question_answering_checkpoint):
@@ -238,7 +246,9 @@ def test_settings_are_checked_against_the_encoder_loaded_from_bytes(question_ans
 def test_qa_only_pipeline_runs_with_the_encoder_component_disabled(question_answering_checkpoint):
     """xlmr_qa encodes its pairs itself: disabling the encoder component
     saves its pass over the doc and changes no answer."""
-    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering", config={"top_k": 2})
+    nlp = from_huggingface(
+        str(question_answering_checkpoint), "question-answering", config={"top_k": 2}
+    )
     question = [{"id": "a", "question": "Qual é a capital?"}]
     doc = nlp.make_doc("Lisboa é a capital de Portugal.")
     doc._.qa_questions = question

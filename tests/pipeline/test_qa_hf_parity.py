@@ -56,7 +56,9 @@ def _assert_same_answers(ours, theirs):
 @pytest.mark.parametrize("lang", XQUAD_LANGS)
 def test_xquad_answers_equal_hf(question_answering_checkpoint, hf_pipe, lang, setting):
     settings = SETTINGS[setting]
-    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering", config=settings)
+    nlp = from_huggingface(
+        str(question_answering_checkpoint), "question-answering", config=settings
+    )
     qa = nlp.get_pipe("qa")
     n_windows = []
     for paragraph in _paragraphs(DATA / "xquad" / f"xquad.{lang}.json"):
@@ -89,7 +91,9 @@ def test_squad2_impossible_answers_equal_hf(question_answering_checkpoint, hf_pi
             null = [a for a in expected if a["answer"] == "" and a["end"] == 0]
             if null:
                 n_null += 1
-                assert doc._.qa_null_scores[question["id"]] == pytest.approx(null[0]["score"], abs=1e-4)
+                assert doc._.qa_null_scores[question["id"]] == pytest.approx(
+                    null[0]["score"], abs=1e-4
+                )
     assert n_null > 0
 
 
@@ -99,7 +103,9 @@ def test_logits_and_windows_equal_hf(question_answering_checkpoint):
     from transformers import AutoTokenizer, XLMRobertaForQuestionAnswering
 
     settings = SETTINGS["windows"]
-    nlp = from_huggingface(str(question_answering_checkpoint), "question-answering", config=settings)
+    nlp = from_huggingface(
+        str(question_answering_checkpoint), "question-answering", config=settings
+    )
     qa = nlp.get_pipe("qa")
     paragraph = _paragraphs(DATA / "xquad" / "xquad.th.json")[1]
     question = paragraph["qas"][0]["question"]

@@ -33,7 +33,9 @@ def test_import_takes_labels_and_problem_type(imported):
     checkpoint, nlp = imported
     textcat = nlp.get_pipe("textcat")
     assert textcat.labels == tuple(TOPICS)
-    assert textcat.cfg["exclusive_classes"] == ("multi" not in checkpoint.name and "tags" not in checkpoint.name)
+    assert textcat.cfg["exclusive_classes"] == (
+        "multi" not in checkpoint.name and "tags" not in checkpoint.name
+    )
 
 
 @pytest.mark.parametrize("text", TEXTS[:-1])
@@ -91,8 +93,6 @@ def test_head_mirrors_hf_parameter_names(imported):
 
     checkpoint, nlp = imported
     head = get_head_module(nlp.get_pipe("textcat").model.get_ref("head"))
-    hf_names = {
-        name for name in XLMRobertaForSequenceClassification.from_pretrained(checkpoint).state_dict()
-        if not name.startswith("roberta.")
-    }
+    hf_model = XLMRobertaForSequenceClassification.from_pretrained(checkpoint)
+    hf_names = {name for name in hf_model.state_dict() if not name.startswith("roberta.")}
     assert set(head.state_dict()) == hf_names

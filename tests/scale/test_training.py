@@ -452,7 +452,9 @@ def interrupted_config(path: Path, corpus, encoder: Path, **interrupt) -> Path:
         path, "xlmr_ner", corpus, encoder, batch_size=4, max_steps=12, recorder=path.parent,
     )
     config = Config().from_disk(path, interpolate=False)
-    config["training"]["before_update"] = {"@callbacks": "spacy_xlmr_tests.interrupt.v1", **interrupt}
+    config["training"]["before_update"] = {
+        "@callbacks": "spacy_xlmr_tests.interrupt.v1", **interrupt
+    }
     config.to_disk(path)
     return path
 
@@ -464,7 +466,9 @@ def test_ctrl_c_during_plain_training_saves_a_loadable_model_last(
 ):
     """spaCy's loop saves model-last on its way out, also on Ctrl-C (with the
     weights of that moment); model-best is the best evaluated checkpoint."""
-    config = interrupted_config(tmp_path / "c.cfg", corpus, encoder_without_dropout, at_step=at_step)
+    config = interrupted_config(
+        tmp_path / "c.cfg", corpus, encoder_without_dropout, at_step=at_step
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
     command = [
         sys.executable, "-m", "spacy_xlmr", "train", str(config), "--output",
