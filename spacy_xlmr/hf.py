@@ -56,6 +56,12 @@ def _unsafe_pickle(name: PathOrName, err: BaseException) -> Optional[CheckpointE
         cause = cause.__cause__ or cause.__context__
     if cause is None:
         return None
+    return _unsafe_pickle_error(name)
+
+
+def _unsafe_pickle_error(name: PathOrName) -> CheckpointError:
+    """The error for a weights file in ``name`` that ``torch.load(weights_only=True)``
+    refused."""
     return CheckpointError(
         f"A weights file in '{name}' pickles objects other than tensors, so it "
         "was refused without being loaded (unpickling it could run code). If "
@@ -219,7 +225,7 @@ def load_head_state_dict(
             try:
                 state.update(torch.load(path, map_location="cpu", weights_only=True))
             except pickle.UnpicklingError as err:
-                raise _unsafe_pickle(name, err) from err
+                raise _unsafe_pickle_error(name) from err
     head = {key: value for key, value in state.items() if key.startswith(prefixes)}
     if not head:
         raise CheckpointError(

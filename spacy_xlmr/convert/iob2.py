@@ -124,7 +124,7 @@ def _make_doc(vocab: Vocab, sentences: List[_Sentence], stats: ConversionStats) 
     """Build one Doc from consecutive sentences, joined by a single space."""
     words: List[str] = []
     spaces: List[bool] = []
-    sent_starts: List[bool] = []
+    sent_starts: List[Optional[Union[bool, int]]] = []  # as Doc() takes them
     biluo: List[str] = []
     for sentence in sentences:
         sentence_spaces = _sentence_spaces(sentence, stats)

@@ -25,12 +25,12 @@ Hugging Face token-classification head is trained on for that word.
 import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Sequence, Tuple, cast
 
 from spacy.tokens import Doc
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerFast
+    from transformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
 _INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}
 
@@ -133,7 +133,8 @@ def tokenize_docs(
                 ids=list(encoding.ids),
                 # Vocabulary strings ("<unk>" for unknown pieces), as in
                 # spacy-transformers; the surface text is in `spans`.
-                strings=tokenizer.convert_ids_to_tokens(encoding.ids),
+                # (a list of ids gives a list of strings)
+                strings=cast(List[str], tokenizer.convert_ids_to_tokens(encoding.ids)),
                 spans=spans,
                 token_pieces=token_pieces,
             )

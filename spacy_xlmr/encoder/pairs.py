@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, List, Sequence, Tuple
 from .windows import overflow_starts
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerFast
+    from transformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
 # <s> question </s></s> context </s>
 N_PAIR_SPECIAL_TOKENS = 4

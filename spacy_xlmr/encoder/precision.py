@@ -35,12 +35,12 @@ near a decision boundary can flip with the batch.
 import contextlib
 import copy
 import itertools
-from typing import Any, ContextManager
+from typing import Any, ContextManager, cast
 
 import numpy
 import torch
 from thinc.api import Model, torch2xp, xp2torch
-from thinc.types import Floats3d
+from thinc.types import Floats3d, Ints2d
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -56,15 +56,16 @@ def check_precision(precision: str) -> None:
 
 
 def predict_hidden(model: Model, input_ids: numpy.ndarray, mask: numpy.ndarray) -> Floats3d:
-    """The last hidden states of a padded batch, for prediction."""
+    """The last hidden states of a padded batch (2-D int arrays of ids and
+    attention mask), for prediction."""
     module = _inference_module(model)
     device = next(module.parameters()).device
     with torch.inference_mode(), _autocast(model, device):
         output = module(
-            input_ids=xp2torch(input_ids, device=device),
-            attention_mask=xp2torch(mask, device=device),
+            input_ids=xp2torch(cast(Ints2d, input_ids), device=device),
+            attention_mask=xp2torch(cast(Ints2d, mask), device=device),
         )
-    return torch2xp(output.last_hidden_state.float())
+    return cast(Floats3d, torch2xp(output.last_hidden_state.float()))
 
 
 def clear_inference_cache(model: Model) -> None:
@@ -110,7 +111,7 @@ def _quantize_int8(transformer: torch.nn.Module) -> torch.nn.Module:
     linear = _FullRangeInt8Linear if _int8_full_range() else torch.ao.nn.quantized.dynamic.Linear
     # quantize_dynamic's own copy would duplicate all the fp32 weights first
     # (+340 MB at peak for xlm-roberta-base): copy the modules, share the tensors.
-    stack = transformer.encoder
+    stack = transformer.get_submodule("encoder")
     shared = {id(t): t for t in itertools.chain(stack.parameters(), stack.buffers())}
     layers = torch.ao.quantization.quantize_dynamic(
         copy.deepcopy(stack, memo=shared), {torch.nn.Linear: qconfig},

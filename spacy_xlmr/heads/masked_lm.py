@@ -14,7 +14,7 @@ output is of the unmasked text) and sends the gradients to the head, the
 encoder and, through the tied decoder, the word embeddings.
 """
 from functools import partial
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, cast
 
 import numpy
 import torch
@@ -26,6 +26,7 @@ from thinc.types import Floats2d, Floats3d, Ints1d
 from ..encoder.alignment import tokenize_docs
 from ..encoder.listener import XLMRListener, connected_encoder, encoder_of
 from ..encoder.model import encode_pieces, get_transformer
+from ..encoder.output import hidden_states
 from ..encoder.windows import piece_owners
 
 HEAD_WEIGHT_PREFIXES = ("lm_head.dense.", "lm_head.layer_norm.", "lm_head.bias")
@@ -68,8 +69,10 @@ def build_masked_lm(upstream: str = "*") -> Model[List[Doc], List[Floats2d]]:
     # Training masks the pieces and runs the encoder itself, so the encoder
     # component needn't compute (unmasked) training output for this listener.
     listener.wants_training_output = False
-    head = Model("masked_lm_head", partial(_head_forward, listener=listener))
-    model = chain(listener, head)
+    head: Model[List[TransformerData], List[Floats2d]] = Model(
+        "masked_lm_head", partial(_head_forward, listener=listener)
+    )
+    model: Model[List[Doc], List[Floats2d]] = chain(listener, head)
     model.set_ref("listener", listener)
     model.set_ref("head", head)
     return model
@@ -86,7 +89,7 @@ def build_head_module(model: Model, vocab_size: int, width: int, eps: float) -> 
 def mask_rows(trf_data: TransformerData, mask_token_id: int) -> List[int]:
     """Rows of the doc's flattened encoder output that hold ``<mask>`` pieces,
     in text order, each from the window that owns it."""
-    ids = trf_data.wordpieces.input_ids.reshape(-1)
+    ids = cast(Ints1d, trf_data.wordpieces.input_ids.reshape((-1,)))
     owned = {int(row) for row in trf_data.align.dataXd}
     return sorted(row for row in owned if ids[row] == mask_token_id)
 
@@ -152,12 +155,14 @@ def masked_lm_logits(
     ops = model.ops
     width = encoder.get_dim("nO")
     rows = [
-        hidden.reshape(-1, width)[doc_rows_]
+        ops.reshape2f(hidden, -1, width)[doc_rows_]
         for hidden, doc_rows_ in zip(hiddens, doc_rows)
     ]
     flat = ops.xp.concatenate(rows) if rows else ops.alloc2f(0, width)
     embeddings = get_transformer(encoder).embeddings.word_embeddings.weight
-    logits, backprop_head = _torch_layer(model.get_ref("head"))((ops.xp.ascontiguousarray(flat), embeddings), is_train)
+    logits, backprop_head = _torch_layer(model.get_ref("head"))(
+        (ops.xp.ascontiguousarray(flat), embeddings), is_train
+    )
 
     def backprop(d_logits: Floats2d) -> None:
         d_flat, d_embeddings = backprop_head(d_logits)
@@ -167,7 +172,7 @@ def masked_lm_logits(
             d_doc = ops.alloc2f(hidden.shape[0] * hidden.shape[1], width)
             d_doc[doc_rows_] = d_flat[offset : offset + len(doc_rows_)]
             offset += len(doc_rows_)
-            d_hidden.append(d_doc.reshape(hidden.shape))
+            d_hidden.append(ops.reshape3f(d_doc, *hidden.shape))
         backprop_encoder(d_hidden)
         # Added after the encoder's own backward pass, which unscales the
         # gradients of its parameters when mixed precision is on.
@@ -205,7 +210,7 @@ def _head_forward(
     width = encoder.get_dim("nO")
     # The masks of every doc through the head in one call.
     rows = [
-        trf_data.model_output.last_hidden_state.reshape(-1, width)[mask_rows(trf_data, mask_id)]
+        model.ops.reshape2f(hidden_states(trf_data), -1, width)[mask_rows(trf_data, mask_id)]
         for trf_data in trf_datas
     ]
     flat = model.ops.xp.concatenate(rows) if rows else model.ops.alloc2f(0, width)
@@ -219,7 +224,10 @@ def _convert_inputs(model: Model, X, is_train: bool):
     hidden, embeddings = X
     # The embeddings enter as a leaf of their own: their gradient comes back
     # from the backward pass and is added to the encoder's by the caller.
-    inputs = (xp2torch(hidden, requires_grad=is_train), embeddings.detach().requires_grad_(is_train))
+    inputs = (
+        xp2torch(hidden, requires_grad=is_train),
+        embeddings.detach().requires_grad_(is_train),
+    )
 
     def backprop(d_inputs: ArgsKwargs):
         d_hidden, d_embeddings = d_inputs.args

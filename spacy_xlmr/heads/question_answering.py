@@ -8,7 +8,7 @@ output of the doc alone can't give, so it runs the weights of the pipeline's
 shared encoder over the pairs itself: one copy of the encoder in memory,
 trained by every head.
 """
-from typing import Callable, List, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 import torch
 from thinc.api import Model
@@ -45,7 +45,7 @@ def build_question_answerer(upstream: str = "*") -> Model:
     # The head encodes pairs itself: no training output of the doc for it.
     listener.wants_training_output = False
     head = torch_head("question_answering_head", 0.0)
-    model = Model("question_answerer", _refuse_docs, layers=[listener, head])
+    model: Model[Any, Any] = Model("question_answerer", _refuse_docs, layers=[listener, head])
     model.set_ref("listener", listener)
     model.set_ref("head", head)
     return model

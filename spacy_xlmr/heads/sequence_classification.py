@@ -15,6 +15,7 @@ from thinc.types import Floats2d, Ints1d
 from transformers.modeling_outputs import BaseModelOutput
 
 from ..encoder.listener import XLMRListener
+from ..encoder.output import hidden_states
 from .torch_head import torch_head
 
 HEAD_WEIGHT_PREFIXES = ("classifier.",)
@@ -65,7 +66,7 @@ def build_sequence_classifier(
     listener = XLMRListener(upstream_name=upstream)
     pooler = doc_pooler(pooling, grad_factor)
     head = torch_head("sequence_classification_head", dropout)
-    model = chain(listener, pooler, head)
+    model: Model[List[Doc], Floats2d] = chain(listener, pooler, head)
     model.set_ref("listener", listener)
     model.set_ref("head", head)
     return model
@@ -81,7 +82,7 @@ def doc_pooler(pooling: str, grad_factor: float) -> Model[List[TransformerData],
 
 
 def _pooled_rows(trf_data: TransformerData, pooling: str, xp) -> Ints1d:
-    hidden = trf_data.model_output.last_hidden_state
+    hidden = hidden_states(trf_data)
     n_windows, seq_len = hidden.shape[:2]
     if pooling == "mean" and trf_data.align.dataXd.size:
         return xp.unique(xp.asarray(trf_data.align.dataXd))
@@ -97,19 +98,23 @@ def _pool_forward(
     width = trf_datas[0].width if trf_datas else 0
     Y = model.ops.alloc2f(len(trf_datas), width)
     for i, trf_data in enumerate(trf_datas):
-        flat = trf_data.model_output.last_hidden_state.reshape(-1, width)
+        flat = model.ops.reshape2f(hidden_states(trf_data), -1, width)
         Y[i] = flat[rows[i]].mean(axis=0)
 
     def backprop(dY: Floats2d) -> List[TransformerData]:
         d_trf_datas = []
         for i, trf_data in enumerate(trf_datas):
-            shape = trf_data.model_output.last_hidden_state.shape
+            shape = hidden_states(trf_data).shape
             d_flat = model.ops.alloc2f(shape[0] * shape[1], width)
             d_flat[rows[i]] = dY[i] * (model.attrs["grad_factor"] / len(rows[i]))
             d_trf_datas.append(
                 TransformerData(
                     wordpieces=trf_data.wordpieces,
-                    model_output=BaseModelOutput(last_hidden_state=d_flat.reshape(shape)),
+                    # HF types last_hidden_state as a torch tensor; spacy-transformers
+                    # holds xp arrays there.
+                    model_output=BaseModelOutput(
+                        last_hidden_state=d_flat.reshape(shape)  # type: ignore[arg-type]
+                    ),
                     align=trf_data.align,
                 )
             )

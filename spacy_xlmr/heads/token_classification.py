@@ -39,7 +39,7 @@ def build_token_classifier(
     initialized or loaded, once the encoder width and the tags are known.
     """
     head = torch_head("token_classification_head", dropout)
-    model = chain(tok2vec, with_array(head))
+    model: Model[List[Doc], List[Floats2d]] = chain(tok2vec, with_array(head))
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("head", head)
     return model

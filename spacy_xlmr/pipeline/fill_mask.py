@@ -165,8 +165,9 @@ class XLMRFillMask(HeadPipe):
                         ),
                     })
                 results.append(predictions)
-                if mask_tokens[i] is not None:
-                    mask_tokens[i]._.fill_mask = predictions
+                mask_token = mask_tokens[i]
+                if mask_token is not None:
+                    mask_token._.fill_mask = predictions
             doc._.fill_mask = results
 
     def update(
@@ -385,7 +386,8 @@ def _input_ids(doc: Doc, tokenizer) -> List[int]:
 
 
 def _log_softmax(ops, logits: Floats2d) -> Floats2d:
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    # thinc's stubs lack max's keepdims
+    shifted = logits - logits.max(axis=1, keepdims=True)  # type: ignore[call-arg]
     return shifted - ops.xp.log(ops.xp.exp(shifted).sum(axis=1, keepdims=True))
 
 

@@ -156,10 +156,15 @@ class XLMRTextCategorizer(HeadPipe):
             # A doc with an incomplete label set, or no positive label, can't
             # be scored exclusively (its softmax gradient would push every
             # label down while its loss reads 0).
-            known[:] = known.min(axis=1, keepdims=True) * (truths.sum(axis=1, keepdims=True) > 0)
+            # (thinc's stubs lack min's keepdims)
+            known[:] = (
+                known.min(axis=1, keepdims=True)  # type: ignore[call-arg]
+                * (truths.sum(axis=1, keepdims=True) > 0)
+            )
         # Average over the docs that have gold cats (in a multi-task batch,
         # docs annotated only for other components don't dilute the gradient).
-        n_annotated = max(int((known.max(axis=1) > 0).sum()), 1)
+        # (thinc's stubs type array comparisons as bool)
+        n_annotated = max(int((known.max(axis=1) > 0).sum()), 1)  # type: ignore[attr-defined]
         probs = self._activate(logits)
         d_logits = (probs - truths) * known / n_annotated
         eps = 1e-7

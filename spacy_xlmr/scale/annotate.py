@@ -20,7 +20,10 @@ batch are annotated.
 """
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import (
+    TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple,
+    cast,
+)
 
 import spacy
 from spacy.language import Language
@@ -28,6 +31,9 @@ from spacy.tokens import Doc, DocBin, Span
 from thinc.api import Config
 
 from ..pipeline.qa_data import EXTENSION as QUESTIONS, validate_questions
+
+if TYPE_CHECKING:
+    from ..pipeline.qa import XLMRQuestionAnswerer
 
 Row = Dict[str, Any]
 # Output columns, in order, and the component assignment that produces each.
@@ -60,7 +66,7 @@ def pipeline_columns(config: Config) -> List[str]:
     """The output columns of a pipeline, from the ``assigns`` of the
     factories of its enabled components (no weights are loaded)."""
     disabled = set(config["nlp"].get("disabled", []))
-    assigns = set()
+    assigns: Set[str] = set()
     for name in config["nlp"]["pipeline"]:
         if name in disabled:
             continue
@@ -278,7 +284,7 @@ class Annotator:
         self.max_chars = max_chars or self.nlp.max_length
         self._asks = "answers" in self.columns
         self._spans_exclude = [
-            pipe.spans_key for name, pipe in self.nlp.pipeline
+            cast("XLMRQuestionAnswerer", pipe).spans_key for name, pipe in self.nlp.pipeline
             if self.nlp.get_pipe_meta(name).factory in _OWN_SPANS
         ]
 
@@ -321,8 +327,8 @@ class Annotator:
             text = record.get(self.text_key)
             row["text"] = text if isinstance(text, str) and not has_lone_surrogates(text) else None
             row["error"] = record.get("error") or self._text_error(text)
-            if row["error"] is None:
-                todo.append((len(rows), text, record.get(self.questions_key)))
+            if row["error"] is None:  # then the text is a str
+                todo.append((len(rows), cast(str, text), record.get(self.questions_key)))
             rows.append(row)
         docs = []
         for i, text, questions in todo:

@@ -7,7 +7,7 @@ device: a few collectives per step, not one per parameter."""
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, cast
 
 import numpy
 import srsly
@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from spacy.language import Language
 from thinc.api import Model, PyTorchShim, torch2xp, xp2torch
+from thinc.types import FloatsXd
 
 # Bucket size of the flattened collectives (PyTorch DDP's default).
 BUCKET_BYTES = 25 * 2**20
@@ -50,7 +51,9 @@ class Weight:
             node = self.node
             assert node is not None
             array = node.get_param(self.name)
-            node.set_param(self.name, node.ops.asarray(torch2xp(value)).reshape(array.shape))
+            # thinc's parameters are float arrays: so is the value reshaped to one.
+            new_value = cast(FloatsXd, node.ops.asarray(torch2xp(value)).reshape(array.shape))
+            node.set_param(self.name, new_value)
 
     def grad(self) -> Optional[torch.Tensor]:
         if self.tensor is not None:
@@ -71,7 +74,8 @@ class Weight:
             node = self.node
             assert node is not None
             shape = node.get_param(self.name).shape
-            node.set_grad(self.name, node.ops.asarray(torch2xp(value)).reshape(shape).copy())
+            grad = cast(FloatsXd, node.ops.asarray(torch2xp(value)).reshape(shape).copy())
+            node.set_grad(self.name, grad)
 
 
 def _as_torch(array) -> torch.Tensor:
@@ -108,7 +112,7 @@ def pipeline_weights(
                 if not isinstance(shim, PyTorchShim):
                     continue
                 module = _torch_module(shim)
-                tensors = list(module.named_parameters())
+                tensors: List[Tuple[str, torch.Tensor]] = list(module.named_parameters())
                 if not trainable_only:
                     tensors += list(module.named_buffers())
                 for name, tensor in tensors:
@@ -225,9 +229,10 @@ def share_seen_classes(nlp: Language, device: torch.device) -> None:
     sizes = []
     for _, proc in nlp.pipeline:
         moves = getattr(proc, "moves", None)
-        if moves is None or not isinstance(getattr(proc, "model", None), Model):
+        model = getattr(proc, "model", None)
+        if moves is None or not isinstance(model, Model):
             continue
-        for node in proc.model.walk():
+        for node in model.walk():
             if isinstance(node.attrs.get("unseen_classes"), set):
                 nodes.append(node)
                 sizes.append(moves.n_moves)

@@ -423,7 +423,8 @@ def train_while_improving(
     steps, with the gradients averaged over the ranks before the weights
     move. Yields ``(info, is_best_checkpoint)``, with the losses averaged
     over the ranks and the words of all ranks."""
-    dropouts: Iterator[float] = constant(dropout) if isinstance(dropout, float) else dropout
+    # constant() is a generator (typed as an Iterable): iter() returns it as it is.
+    dropouts: Iterator[float] = iter(constant(dropout)) if isinstance(dropout, float) else dropout
     encoders = [proc for _, proc in nlp.pipeline if isinstance(proc, XLMRTransformer)]
     trained = [
         name for name, proc in nlp.pipeline
