@@ -58,3 +58,137 @@ def test_load_with_the_encoder_disabled_or_only_the_encoder(tiny_checkpoint, tmp
     nlp.add_pipe("xlmr_ner", name="head")
     nlp.from_disk(tmp_path / "pipe")
     assert nlp("Maria mora em Lisboa.")._.trf_data is not None
+
+
+LISTENER = {
+    "@architectures": "spacy-transformers.TransformerListener.v1",
+    "grad_factor": 1.0,
+    "pooling": {"@layers": "reduce_mean.v1"},
+}
+TEXTS = ["Maria mora em Lisboa.", "O Porto é bonito."]
+
+
+@pytest.fixture(scope="module")
+def all_heads(tiny_checkpoint):
+    """Every spacy-xlmr head and spaCy's ner, textcat and tagger on one encoder."""
+    from spacy.training import Example
+
+    spacy.util.fix_random_seed(0)
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_ner", name="xlmr_ner")
+    nlp.add_pipe("xlmr_textcat", name="xlmr_textcat")
+    nlp.add_pipe("xlmr_fill_mask", name="fill_mask", config={"top_k": 2})
+    nlp.add_pipe("xlmr_qa", name="qa", config={"top_k": 1})
+    nlp.add_pipe("ner", config={"model": {
+        "@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
+        "extra_state_tokens": False, "hidden_width": 16, "maxout_pieces": 2,
+        "use_upper": False, "tok2vec": LISTENER,
+    }})
+    nlp.add_pipe("textcat_multilabel", name="textcat", config={"model": {
+        "@architectures": "spacy.TextCatReduce.v1", "exclusive_classes": False,
+        "use_reduce_first": False, "use_reduce_last": False, "use_reduce_max": False,
+        "use_reduce_mean": True, "tok2vec": LISTENER,
+    }})
+    nlp.add_pipe("tagger", config={
+        "model": {"@architectures": "spacy.Tagger.v2", "tok2vec": LISTENER},
+    })
+    # xlmr_textcat scores A/B, spaCy's textcat C/D (both write doc.cats).
+    nlp.config["initialize"]["components"] = {
+        "xlmr_textcat": {"labels": ["A", "B"]}, "textcat": {"labels": ["C", "D"]},
+    }
+    examples = [
+        Example.from_dict(nlp.make_doc(TEXTS[0]), {
+            "entities": [(0, 5, "PER"), (14, 20, "LOC")], "tags": ["N", "V", "P", "N", "."],
+            "cats": {"A": 1.0, "B": 0.0, "C": 1.0, "D": 0.0},
+        }),
+        Example.from_dict(nlp.make_doc(TEXTS[1]), {
+            "entities": [(2, 7, "LOC")], "tags": ["D", "N", "V", "A", "."],
+            "cats": {"A": 0.0, "B": 1.0, "C": 0.0, "D": 1.0},
+        }),
+    ]
+    nlp.initialize(lambda: examples)
+    return nlp
+
+
+@pytest.fixture
+def encoder_batches(all_heads):
+    """The input_ids shape of every forward pass of the torch encoder."""
+    from spacy_xlmr.encoder.model import get_transformer
+
+    shapes = []
+    module = get_transformer(all_heads.get_pipe("transformer").model)
+    handle = module.register_forward_hook(
+        lambda _, args, kwargs, output: shapes.append(tuple(kwargs["input_ids"].shape)),
+        with_kwargs=True,
+    )
+    yield shapes
+    handle.remove()
+
+
+def _check_empty(doc):
+    trf_data = doc._.trf_data
+    assert trf_data.tensors == ()
+    assert trf_data.wordpieces.strings == [] and trf_data.wordpieces.input_ids.size == 0
+    assert trf_data.align.lengths.shape == (0,) and trf_data.align.dataXd.size == 0
+    assert doc.ents == () and doc._.fill_mask == []
+    assert set(doc.cats) == {"A", "B", "C", "D"}
+    assert doc.cats["A"] + doc.cats["B"] == pytest.approx(1.0, abs=1e-5)
+
+
+def _outputs(doc):
+    return (
+        [(e.start, e.end, e.label_) for e in doc.ents],
+        [t.tag_ for t in doc],
+        {label: round(score, 4) for label, score in doc.cats.items()},
+    )
+
+
+def test_empty_doc_is_not_encoded(all_heads, encoder_batches):
+    """nlp("") doesn't run the encoder: doc._.trf_data is empty (no pieces,
+    no tensors, as spacy-transformers' TransformerData.empty()) and every
+    head, spacy-xlmr's and spaCy's, annotates the empty doc."""
+    doc = all_heads("")
+    assert encoder_batches == []
+    _check_empty(doc)
+    assert all_heads.get_pipe("qa").ask("", "Quem?")._.qa_answers["q0"][0]["answer"] == ""
+
+
+def test_pipe_mixes_empty_and_other_docs(all_heads, encoder_batches):
+    alone = [_outputs(all_heads(text)) for text in TEXTS]
+    encoder_batches.clear()
+    docs = list(all_heads.pipe(["", TEXTS[0], "", TEXTS[1], ""]))
+    assert sum(rows for rows, _ in encoder_batches) == 2  # one window per text
+    for i in (0, 2, 4):
+        _check_empty(docs[i])
+    assert [_outputs(docs[1]), _outputs(docs[3])] == alone
+    assert list(all_heads.pipe(["", ""])) and encoder_batches[-1][0] == 1
+
+
+def test_update_with_an_empty_doc(all_heads, encoder_batches):
+    """nlp.update with an empty doc in the batch trains every head; the
+    empty doc isn't encoded."""
+    from spacy.training import Example
+
+    nlp = all_heads
+    empty = Example.from_dict(nlp.make_doc(""), {"cats": {"A": 1.0, "B": 0.0, "C": 1.0, "D": 0.0}})
+    example = Example.from_dict(nlp.make_doc(TEXTS[0]), {
+        "entities": [(0, 5, "PER")], "tags": ["N", "V", "P", "N", "."],
+        "cats": {"A": 1.0, "B": 0.0, "C": 1.0, "D": 0.0},
+    })
+    with nlp.select_pipes(disable=["fill_mask", "qa"]):  # they encode their own inputs
+        optimizer = nlp.resume_training()
+        before = nlp("Maria mora em Lisboa.")._.trf_data.tensors[0].copy()
+        encoder_batches.clear()
+        losses = nlp.update([empty, example, empty], sgd=optimizer)
+        assert sum(rows for rows, _ in encoder_batches) == 1
+        losses = nlp.update([empty], sgd=optimizer, losses=losses)
+        after = nlp("Maria mora em Lisboa.")._.trf_data.tensors[0]
+    assert all(loss == loss and loss >= 0 for loss in losses.values())  # no NaN
+    assert {"transformer", "xlmr_ner", "xlmr_textcat", "ner", "textcat", "tagger"} <= set(losses)
+    assert not numpy_equal(before, after)
+
+
+def numpy_equal(a, b) -> bool:
+    import numpy
+
+    return bool(numpy.array_equal(a, b))

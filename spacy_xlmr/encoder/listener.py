@@ -8,8 +8,10 @@ build their torch layers without running the listener; spaCy's built-in
 components (``ner``, ``tagger``, ``textcat`` ...) run their model on sample
 docs during ``initialize`` and need spacy-transformers'
 ``spacy-transformers.TransformerListener.v1``, which our encoder feeds too.
+The encoder doesn't run on empty docs (their ``TransformerData`` is empty);
+spacy-xlmr heads read a stand-in for them (``_stand_in_for_empty``).
 """
-from typing import Callable, List, Tuple
+from typing import Callable, List, Tuple, cast
 
 from spacy.tokens import Doc
 from spacy_transformers.data_classes import TransformerData
@@ -17,6 +19,7 @@ from spacy_transformers.layers import TransformerListener
 from spacy_transformers.layers.trfs2arrays import trfs2arrays
 from thinc.api import Model, chain
 from thinc.types import Floats2d, Ragged
+from transformers.modeling_outputs import BaseModelOutput
 
 
 REDUCE_FIRST = "reduce_first_or_zero"
@@ -40,7 +43,8 @@ def _listener_forward(
 ) -> Tuple[List[TransformerData], Callable]:
     if is_train and model._batch_id is not None:
         model.verify_inputs(docs)
-        return model._outputs, model.backprop_and_clear
+        outputs = cast(List[TransformerData], model._outputs)  # set by receive()
+        return _stand_in_for_empty(model, outputs), model.backprop_and_clear
     outputs = []
     for doc in docs:
         trf_data = doc._.get("trf_data") if Doc.has_extension("trf_data") else None
@@ -56,7 +60,39 @@ def _listener_forward(
                 "[training] annotating_components."
             )
         outputs.append(trf_data)
-    return outputs, lambda d_outputs: []
+    return _stand_in_for_empty(model, outputs), lambda d_outputs: []
+
+
+def _stand_in_for_empty(
+    model: XLMRListener, trf_datas: List[TransformerData]
+) -> List[TransformerData]:
+    """The encoder doesn't run on empty docs: their ``TransformerData`` has no
+    pieces and no tensors. spacy-xlmr heads get a stand-in instead: one zero
+    vector at ``<s>`` and no pieces (a doc classifier reads zeros, a token
+    head has no tokens); its gradient is dropped by the encoder."""
+    empty = [i for i, trf_data in enumerate(trf_datas) if not trf_data.tensors]
+    if not empty:
+        return trf_datas
+    width = _width(model, trf_datas)
+    trf_datas = list(trf_datas)
+    for i in empty:
+        trf_datas[i] = TransformerData(
+            wordpieces=trf_datas[i].wordpieces,
+            model_output=BaseModelOutput(
+                last_hidden_state=model.ops.alloc3f(1, 1, width)  # type: ignore[arg-type]
+            ),
+            align=trf_datas[i].align,
+        )
+    return trf_datas
+
+
+def _width(model: XLMRListener, trf_datas: List[TransformerData]) -> int:
+    for trf_data in trf_datas:
+        if trf_data.tensors:
+            return trf_data.width
+    if model.has_dim("nO"):
+        return model.get_dim("nO")
+    return connected_encoder(model).get_dim("nO")
 
 
 def connected_encoder(listener: XLMRListener) -> Model:

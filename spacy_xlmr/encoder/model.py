@@ -270,20 +270,30 @@ def check_loaded(model: EncoderModel) -> None:
 def forward(
     model: EncoderModel, docs: List[Doc], is_train: bool
 ) -> Tuple[List[TransformerData], Callable]:
+    """Encode the docs; an empty doc (no tokens) isn't encoded and gets
+    spacy-transformers' ``TransformerData.empty()`` (no pieces, no tensors).
+    The callback takes each doc's gradient (None for none; an empty doc's is
+    ignored)."""
     check_loaded(model)
+    trf_datas = [TransformerData.empty() for _ in docs]
+    encoded = [i for i, doc in enumerate(docs) if len(doc)]
+    if not encoded:
+        return trf_datas, lambda d_hidden: []
     tokenizer = model.attrs["tokenizer"]
-    doc_pieces = tokenize_docs(tokenizer, docs)
-    hiddens, spans, backprop = encode_pieces(
+    doc_pieces = tokenize_docs(tokenizer, [docs[i] for i in encoded])
+    hiddens, spans, backprop_encoded = encode_pieces(
         model, [pieces.ids for pieces in doc_pieces], is_train
     )
-    trf_datas = [
-        TransformerData(
+    for i, pieces, doc_spans, hidden in zip(encoded, doc_pieces, spans, hiddens):
+        trf_datas[i] = TransformerData(
             wordpieces=_wordpieces(pieces, doc_spans, model),
             model_output=BaseModelOutput(last_hidden_state=hidden),
             align=_align(pieces, doc_spans, hidden.shape[1]),
         )
-        for pieces, doc_spans, hidden in zip(doc_pieces, spans, hiddens)
-    ]
+
+    def backprop(d_hidden: List[Optional[Floats3d]]) -> List[Doc]:
+        return backprop_encoded([d_hidden[i] for i in encoded])
+
     return trf_datas, backprop
 
 

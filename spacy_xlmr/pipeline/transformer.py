@@ -160,13 +160,19 @@ class XLMRTransformer(Transformer):
         set_dropout_rate(self.model, drop)
         trf_datas, backprop_encoder = self.model.begin_update(docs)
         d_hidden: List = [None] * len(docs)
+        # Empty docs aren't encoded: spacy-transformers' listeners return no
+        # gradient for them, spacy-xlmr heads one that is dropped.
+        encoded = [i for i, doc in enumerate(docs) if len(doc)]
         reported = 0
 
         def accumulate_gradient(
             d_trf_datas: List[TransformerData], scale: float = 1.0
         ) -> List[Doc]:
             nonlocal reported
-            for i, d_trf_data in enumerate(d_trf_datas):
+            doc_ids = range(len(docs)) if len(d_trf_datas) == len(docs) else encoded
+            for i, d_trf_data in zip(doc_ids, d_trf_datas):
+                if not len(docs[i]):
+                    continue
                 d_output = d_trf_data.model_output.last_hidden_state
                 if scale != 1.0:
                     d_output = d_output * scale
