@@ -192,3 +192,69 @@ def numpy_equal(a, b) -> bool:
     import numpy
 
     return bool(numpy.array_equal(a, b))
+
+
+def _uninitialized(tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_ner", name="ner").add_label("PER")
+    nlp.add_pipe("tagger", config={
+        "model": {"@architectures": "spacy.Tagger.v2", "tok2vec": LISTENER},
+    }).add_label("N")
+    return nlp
+
+
+def _encoder_loaded(nlp) -> bool:
+    from spacy_xlmr.encoder.model import is_loaded
+
+    return is_loaded(nlp.get_pipe("transformer").model)
+
+
+def test_save_and_load_before_initialize(tiny_checkpoint, tmp_path):
+    """As with spacy-transformers: a pipeline whose encoder has no weights
+    yet saves (to_bytes, to_disk) and loads; the encoder saves only its cfg
+    and loads without weights, and a later initialize loads them."""
+    import srsly
+    from spacy.training import Example
+
+    nlp = _uninitialized(tiny_checkpoint)
+    data = nlp.to_bytes()
+    nlp.to_disk(tmp_path / "pipe")
+    assert not (tmp_path / "pipe" / "transformer" / "model").exists()
+    assert srsly.read_json(tmp_path / "pipe" / "transformer" / "cfg") == {
+        "saved_without_weights": True
+    }
+    loaded = [spacy.load(tmp_path / "pipe"), _uninitialized(tiny_checkpoint).from_bytes(data)]
+    for nlp in loaded:
+        assert not _encoder_loaded(nlp)
+        example = Example.from_dict(nlp.make_doc("Maria mora em Lisboa."), {
+            "entities": [(0, 5, "PER")], "tags": ["N", "V", "P", "N", "."],
+        })
+        nlp.initialize(lambda: [example])
+        assert _encoder_loaded(nlp)
+        doc = nlp("Maria mora em Lisboa.")
+        assert doc._.trf_data.tensors[0].shape[-1] == 64
+        assert nlp.get_pipe("ner").labels == ("PER",)
+    # Initialized, it saves its weights again, and they load.
+    loaded[0].to_disk(tmp_path / "trained")
+    assert (tmp_path / "trained" / "transformer" / "model" / "model.safetensors").exists()
+    assert _encoder_loaded(spacy.load(tmp_path / "trained"))
+
+
+@pytest.mark.parametrize("via", ["disk", "bytes"])
+def test_encoder_saved_before_initialize_loads_without_weights(tiny_checkpoint, tmp_path, via):
+    """Loading an encoder saved without weights over one with weights leaves
+    it without (as saved), and initialize loads them again."""
+    saved = _uninitialized(tiny_checkpoint).get_pipe("transformer")
+    saved.to_disk(tmp_path / "transformer")
+    nlp = _uninitialized(tiny_checkpoint)
+    nlp.initialize()
+    assert _encoder_loaded(nlp)
+    if via == "disk":
+        nlp.get_pipe("transformer").from_disk(tmp_path / "transformer")
+    else:
+        nlp.get_pipe("transformer").from_bytes(saved.to_bytes())
+    assert not _encoder_loaded(nlp)
+    with pytest.raises(ValueError, match="has no weights yet"):
+        nlp("Maria mora em Lisboa.")
+    nlp.initialize()
+    assert nlp("Maria mora em Lisboa.")._.trf_data is not None

@@ -139,9 +139,16 @@ def init(model: EncoderModel, X=None, Y=None) -> None:
         load_checkpoint(model, model.attrs["name"])
 
 
-def is_loaded(model: EncoderModel) -> bool:
+def is_loaded(model: Model) -> bool:
     """Whether the encoder has its weights and tokenizer."""
     return bool(model.layers)
+
+
+def unload(model: Model) -> None:
+    """Drop the weights and tokenizer: the encoder is as before initialize."""
+    model.layers.clear()
+    model.attrs["tokenizer"] = None
+    clear_inference_cache(model)
 
 
 def load_checkpoint(model: EncoderModel, name_or_path: Union[str, Path]) -> None:

@@ -31,6 +31,7 @@ from ..encoder.model import (
     is_loaded,
     load_checkpoint,
     save_encoder,
+    unload,
 )
 from ..storage import (
     WEIGHTS_DIGEST,
@@ -57,6 +58,8 @@ DEFAULT_ENCODER_MODEL = Config().from_str(DEFAULT_ENCODER_MODEL)["model"]
 SAVED_ENCODER_JSON = ("config.json", "tokenizer_config.json", "tokenizer.json")
 SAVED_ENCODER_WEIGHTS = "model.safetensors"
 SAVED_ENCODER_WEIGHTS_INDEX = "model.safetensors.index.json"
+# cfg key of an encoder saved before initialize: no weights were saved.
+NO_WEIGHTS = "saved_without_weights"
 # Encoder model attr: added by a head's factory (the pipeline had no encoder)
 # and not loaded since.
 ADDED_FOR_HEAD = "added_for_head"
@@ -237,13 +240,22 @@ class XLMRTransformer(Transformer):
     ) -> None:
         """Save the encoder as a Hugging Face directory under ``path/model``,
         all or nothing: an interrupted save leaves what was at ``path``
-        unchanged."""
+        unchanged. An encoder without weights yet (before ``initialize``)
+        saves only its cfg, marked as such."""
         serialize = {
             "model": lambda p: self._save_encoder(Path(p)),
-            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "cfg": lambda p: srsly.write_json(p, self._cfg_to_save()),
         }
+        if not is_loaded(self.model):
+            del serialize["model"]
         with replacing_directory(path) as staging:
             util.to_disk(staging, serialize, exclude)
+
+    def _cfg_to_save(self) -> Dict:
+        if is_loaded(self.model):
+            return self.cfg
+        cfg = {key: value for key, value in self.cfg.items() if key != WEIGHTS_DIGEST}
+        return {**cfg, NO_WEIGHTS: True}
 
     def _save_encoder(self, directory: Path) -> None:
         save_encoder(self.model, directory)
@@ -251,15 +263,33 @@ class XLMRTransformer(Transformer):
         self.cfg[WEIGHTS_DIGEST] = weights_digest(directory)
         self.model.attrs[WEIGHTS_DIGEST] = self.cfg[WEIGHTS_DIGEST]
 
+    def _load_cfg(self, cfg: Dict) -> bool:
+        """Take a saved cfg; whether the encoder was saved with weights. One
+        saved without them leaves this encoder without weights too (a later
+        ``initialize`` loads them from the config's name)."""
+        has_weights = not cfg.pop(NO_WEIGHTS, False)
+        self.cfg.update(cfg)
+        if not has_weights:
+            self.cfg.pop(WEIGHTS_DIGEST, None)
+            self.model.attrs[WEIGHTS_DIGEST] = None
+            unload(self.model)
+        return has_weights
+
     def from_disk(
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
     ) -> "XLMRTransformer":
         """Load the encoder saved by ``to_disk`` (no network); a missing or
         unreadable file is a ``DamagedPipelineError`` naming it."""
-        deserialize = {
-            "cfg": lambda p: self.cfg.update(read_component_file(self.name, p, read_cfg)),
-            "model": lambda p: self._load_saved_encoder(Path(p)),
-        }
+        saved = {"weights": True}
+
+        def load_cfg(p: Path) -> None:
+            saved["weights"] = self._load_cfg(read_component_file(self.name, p, read_cfg))
+
+        def load_model(p: Path) -> None:
+            if saved["weights"]:
+                self._load_saved_encoder(Path(p))
+
+        deserialize: Dict[str, Callable[[Path], None]] = {"cfg": load_cfg, "model": load_model}
         util.from_disk(path, deserialize, exclude)
         self.model.attrs[WEIGHTS_DIGEST] = self.cfg.get(WEIGHTS_DIGEST)
         self.model.attrs[ADDED_FOR_HEAD] = False
@@ -273,17 +303,21 @@ class XLMRTransformer(Transformer):
         read_component_file(self.name, directory, partial(load_checkpoint, self.model))
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        """The cfg and the encoder's files; only the cfg, marked as such,
+        before ``initialize``."""
         serialize = {
-            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "cfg": lambda: srsly.json_dumps(self._cfg_to_save()),
             "model": lambda: encoder_to_bytes(self.model),
         }
+        if not is_loaded(self.model):
+            del serialize["model"]
         return util.to_bytes(serialize, exclude)
 
     def from_bytes(
         self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
     ) -> "XLMRTransformer":
         deserialize = {
-            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
             "model": lambda b: encoder_from_bytes(self.model, b),
         }
         util.from_bytes(bytes_data, deserialize, exclude)
