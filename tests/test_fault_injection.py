@@ -45,6 +45,7 @@ Ctrl-C twice while a           model-last stays the previous checkpoint, whole
 import builtins
 import hashlib
 import io
+import json
 import os
 import pickle
 import shutil
@@ -317,3 +318,10 @@ def test_saved_files_have_the_default_permissions(saved, tmp_path):
     assert set(modes.values()) == {0o666 & ~umask}
     spacy_xlmr.save_pipeline(spacy.load(saved), tmp_path / "again")
     assert (tmp_path / "again").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_every_head_records_the_encoder_weights_it_was_saved_with(saved):
+    encoder_digest = json.loads((saved / "transformer" / "cfg").read_text())["weights_sha256"]
+    for head in ("ner", "textcat", "qa", "fill_mask"):
+        cfg = json.loads((saved / head / "cfg").read_text())
+        assert cfg["encoder_weights_sha256"] == encoder_digest, head

@@ -13,6 +13,7 @@ from spacy.training import Example, validate_get_examples
 from thinc.api import Model
 
 from .. import hf
+from ..encoder.listener import XLMRListener
 from ..heads.torch_head import load_head_state
 from ..storage import (
     ENCODER_DIGEST,
@@ -178,9 +179,10 @@ class HeadPipe(TrainablePipe):
 
     def _listened_encoder(self) -> Optional[Model]:
         """The encoder model this head's listener is connected to, if any."""
-        if not self.model.has_ref("listener"):
-            return None
-        return getattr(self.model.get_ref("listener"), "encoder", None)
+        for node in self.model.walk():
+            if isinstance(node, XLMRListener):
+                return getattr(node, "encoder", None)  # set by add_listener
+        return None
 
     def _load_model(self, data: bytes) -> None:
         if self.cfg["width"] is not None:
