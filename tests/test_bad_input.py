@@ -149,7 +149,11 @@ def test_misaligned_gold_entities_are_reported(tiny_checkpoint):
     good = nlp.make_doc("Maria mora em Lisboa.")
     good.ents = [good.char_span(0, 5, label="PER")]
     examples = [Example(nlp.make_doc(gold.text), gold), Example(nlp.make_doc(good.text), good)]
-    with pytest.warns(UserWarning, match=r"\[ner\] 1 of 2 training examples: gold entities that don't start and end on the tokens.*'Lisboa é bonita'"):
+    expected = (
+        r"\[ner\] 1 of 2 training examples: gold entities that don't start and "
+        r"end on the tokens.*'Lisboa é bonita'"
+    )
+    with pytest.warns(UserWarning, match=expected):
         nlp.initialize(lambda: examples)
 
 
@@ -161,13 +165,18 @@ def test_docs_without_cats_or_questions_are_reported(tiny_checkpoint):
     nlp.add_pipe("xlmr_qa", name="qa")
     with_cats = nlp.make_doc("Golo do Benfica.")
     with_cats.cats = {"sports": 1.0, "politics": 0.0}
-    with_cats._.qa_questions = [{"id": "a", "question": "Quem?", "answers": [{"text": "Benfica", "answer_start": 8}]}]
+    with_cats._.qa_questions = [
+        {"id": "a", "question": "Quem?", "answers": [{"text": "Benfica", "answer_start": 8}]}
+    ]
     bare = nlp.make_doc("Sem nada.")
     examples = [Example(nlp.make_doc(d.text), d) for d in (with_cats, bare, bare)]
     with pytest.warns(UserWarning) as record:
         nlp.initialize(lambda: examples)
     messages = [str(w.message) for w in record]
-    assert any("[textcat] 2 of 3 training examples: no gold cats" in m and "'Sem nada.'" in m for m in messages)
+    assert any(
+        "[textcat] 2 of 3 training examples: no gold cats" in m and "'Sem nada.'" in m
+        for m in messages
+    )
     assert any("[qa] 2 of 3 training examples: no questions" in m for m in messages)
 
 

@@ -11,7 +11,7 @@ docs during ``initialize`` and need spacy-transformers'
 The encoder doesn't run on empty docs (their ``TransformerData`` is empty);
 spacy-xlmr heads read a stand-in for them (``_stand_in_for_empty``).
 """
-from typing import Callable, List, Tuple, cast
+from typing import Callable, List, Optional, Tuple, cast
 
 from spacy.tokens import Doc
 from spacy_transformers.data_classes import TransformerData
@@ -27,6 +27,8 @@ REDUCE_FIRST = "reduce_first_or_zero"
 
 class XLMRListener(TransformerListener):
     name = "xlmr-listener"
+    # The encoder model it listens to (set by XLMRTransformer.add_listener).
+    encoder: Optional[Model]
     # False for heads that don't train on the encoder's output of the text
     # (the masked-LM and QA heads encode masked pieces / question-context
     # pairs themselves): the encoder component then skips its training pass
@@ -112,7 +114,7 @@ def connected_encoder(listener: XLMRListener) -> Model:
 def encoder_of(model: Model) -> Model:
     """The encoder that the listener of ``model`` (its "listener" ref) is
     connected to."""
-    return connected_encoder(model.get_ref("listener"))
+    return connected_encoder(cast(XLMRListener, model.get_ref("listener")))
 
 
 def build_listener(
@@ -145,7 +147,7 @@ def _reduce_first_forward(
     starts = xp.cumsum(lengths) - lengths
     has_pieces = lengths > 0
     rows = starts[has_pieces]
-    data = X.dataXd
+    data = cast(Floats2d, X.dataXd)
     Y = model.ops.alloc2f(lengths.shape[0], data.shape[1])
     Y[has_pieces] = data[rows]
 

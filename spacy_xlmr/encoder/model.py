@@ -18,7 +18,9 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast,
+)
 
 import numpy
 from spacy.tokens import Doc
@@ -32,7 +34,7 @@ from thinc.api import (
     torch2xp,
     xp2torch,
 )
-from thinc.types import Floats2d, Floats3d, Ragged
+from thinc.types import Floats2d, Floats3d, Ints1d, Ints2d, Ragged
 from transformers.modeling_outputs import BaseModelOutput
 
 if TYPE_CHECKING:
@@ -294,7 +296,8 @@ def forward(
     for i, pieces, doc_spans, hidden in zip(encoded, doc_pieces, spans, hiddens):
         trf_datas[i] = TransformerData(
             wordpieces=_wordpieces(pieces, doc_spans, model),
-            model_output=BaseModelOutput(last_hidden_state=hidden),
+            # An xp array where HF types a torch tensor.
+            model_output=BaseModelOutput(last_hidden_state=hidden),  # type: ignore[arg-type]
             align=_align(pieces, doc_spans, hidden.shape[1]),
         )
 
@@ -391,7 +394,7 @@ def encode_windows(
             else:
                 backprop_batch(d_batch)
 
-    return outputs, backprop
+    return cast(List[Floats2d], outputs), backprop  # every window is in a batch
 
 
 @contextmanager
@@ -463,8 +466,8 @@ def _wordpieces(pieces: DocPieces, spans: List[Span], model: EncoderModel) -> Wo
     input_ids, mask = _pad(ids, tokenizer.pad_token_id)
     return WordpieceBatch(
         strings=strings,
-        input_ids=input_ids,
-        attention_mask=mask.astype("float32"),
+        input_ids=cast(Ints2d, input_ids),
+        attention_mask=cast(Floats2d, mask.astype("float32")),
         lengths=[len(window) for window in ids],
         token_type_ids=None,
     )
@@ -479,7 +482,7 @@ def _align(pieces: DocPieces, spans: List[Span], seq_len: int) -> Ragged:
     data = numpy.array(
         [rows[p] for token in pieces.token_pieces for p in token], dtype="int32"
     )
-    return Ragged(data, lengths)
+    return Ragged(cast(Ints1d, data), cast(Ints1d, lengths))
 
 
 def _convert_inputs(model: Model, X, is_train: bool):

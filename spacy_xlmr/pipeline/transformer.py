@@ -24,6 +24,7 @@ from spacy_transformers.pipeline_component import Transformer, install_extension
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..encoder.listener import XLMRListener
+from ..encoder.output import hidden_states
 from ..encoder.precision import clear_inference_cache
 from ..encoder.model import (
     encoder_from_bytes,
@@ -83,6 +84,10 @@ class XLMRTransformer(Transformer):
     """The shared XLM-R encoder: stores ``TransformerData`` in
     ``doc._.trf_data`` and feeds its output and gradients to listeners."""
 
+    # One TransformerData per doc, where spacy-transformers' model gives a
+    # FullTransformerBatch.
+    model: Model[List[Doc], List[TransformerData]]  # type: ignore[assignment]
+
     def __init__(
         self,
         vocab: Vocab,
@@ -118,11 +123,11 @@ class XLMRTransformer(Transformer):
             self.set_annotations(batch, self.predict(batch))
             yield from batch
 
-    def predict(self, docs: Iterable[Doc]) -> List[TransformerData]:
+    def predict(self, docs: Iterable[Doc]) -> List[TransformerData]:  # type: ignore[override]
         """Encode ``docs`` without modifying them."""
         return self.model.predict(list(docs))
 
-    def set_annotations(
+    def set_annotations(  # type: ignore[override]
         self, docs: Iterable[Doc], trf_datas: List[TransformerData]
     ) -> None:
         """Store each doc's encoder output in ``doc._.trf_data``."""
@@ -176,10 +181,10 @@ class XLMRTransformer(Transformer):
             for i, d_trf_data in zip(doc_ids, d_trf_datas):
                 if not len(docs[i]):
                     continue
-                d_output = d_trf_data.model_output.last_hidden_state
+                d_output = hidden_states(d_trf_data)
                 if scale != 1.0:
                     d_output = d_output * scale
-                losses[self.name] += float((d_output**2).sum())
+                losses[self.name] += float((d_output**2).sum())  # type: ignore[call-overload]
                 if d_hidden[i] is None:
                     d_hidden[i] = d_output.copy()
                 else:
