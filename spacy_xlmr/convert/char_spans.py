@@ -17,6 +17,7 @@ from spacy.util import filter_spans
 
 from .output import write_docbin
 from .stats import ConversionStats
+from .text_files import open_text
 
 # Stockmark's Japanese entity types mapped to the UNER labels. The other
 # types (施設名 facility, 製品名 product, イベント名 event) have no UNER label.
@@ -138,7 +139,7 @@ def read_char_span_json(
     """
     path = Path(path)
     stats = ConversionStats() if stats is None else stats
-    with path.open(encoding="utf-8-sig") as file_:
+    with open_text(path) as file_:
         try:
             items = json.load(file_)
         except json.JSONDecodeError as err:

@@ -18,6 +18,7 @@ from spacy.vocab import Vocab
 
 from .output import write_docbin
 from .stats import ConversionStats
+from .text_files import open_text
 
 TEXT_PREFIX = "# text = "
 N_COLUMNS = 5
@@ -38,7 +39,7 @@ def _read_sentences(path: Path) -> Iterator[_Sentence]:
     text: Optional[str] = None
     words: List[str] = []
     tags: List[str] = []
-    with path.open(encoding="utf-8-sig") as file_:
+    with open_text(path) as file_:
         for line_no, line in enumerate(file_, 1):
             line = line.rstrip("\r\n")
             where = f"{path}:{line_no}"

@@ -20,6 +20,7 @@ from spacy.tokens import Doc
 from ..pipeline.qa_data import EXTENSION, Answer, Question
 from .output import write_docbin
 from .stats import ConversionStats
+from .text_files import open_text
 
 # How far (in characters, either way) from ``answer_start`` a misplaced
 # answer is looked for.
@@ -133,7 +134,7 @@ def _read_question(
 
 
 def _paragraph_docs(path: Path, nlp: Language, stats: ConversionStats) -> Iterator[Doc]:
-    with path.open(encoding="utf-8-sig") as file_:
+    with open_text(path) as file_:
         try:
             squad = json.load(file_)
         except json.JSONDecodeError as err:

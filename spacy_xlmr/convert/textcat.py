@@ -33,6 +33,7 @@ from spacy.vocab import Vocab
 
 from .output import write_docbin
 from .stats import ConversionStats
+from .text_files import open_text
 
 TEXTCAT_FORMATS = ("sib200", "nusax", "jsonl", "csv", "tsv")
 SIB200_HEADER = ["index_id", "category", "text"]
@@ -72,7 +73,7 @@ def detect_textcat_format(path: Union[str, Path]) -> str:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
-    with path.open(encoding="utf-8-sig", newline="") as file_:
+    with open_text(path, newline="") as file_:
         first = file_.readline().rstrip("\r\n")
     if suffix not in (".csv", ".tsv"):
         if first.lstrip().startswith("{"):
@@ -94,7 +95,7 @@ def read_labels(path: Union[str, Path]) -> List[str]:
     in file order; blank lines are ignored, duplicates raise ValueError."""
     path = Path(path)
     labels: List[str] = []
-    with path.open(encoding="utf-8-sig") as file_:
+    with open_text(path) as file_:
         for line_no, line in enumerate(file_, 1):
             label = line.rstrip("\r\n")
             if not label.strip():
@@ -109,7 +110,7 @@ def _read_table(
     path: Path, delimiter: str, text_column: str, label_column: str
 ) -> Iterator[_Example]:
     """Yield the rows of a CSV/TSV file with a header line, one label a row."""
-    with path.open(encoding="utf-8-sig", newline="") as file_:
+    with open_text(path, newline="") as file_:
         reader = csv.reader(file_, delimiter=delimiter, strict=True)
         line_no = 1
         try:
@@ -194,7 +195,7 @@ def _json_cats(obj: Dict[str, Any], key: str, where: str) -> Dict[str, float]:
 
 def _read_jsonl(path: Path, text_key: str) -> Iterator[_Example]:
     """Yield the lines of a JSONL file."""
-    with path.open(encoding="utf-8-sig") as file_:
+    with open_text(path) as file_:
         for line_no, line in enumerate(file_, 1):
             where = f"{path}:{line_no}"
             if not line.strip():
