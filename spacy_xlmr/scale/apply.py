@@ -3,8 +3,10 @@
 pool of actors that each read and annotate whole shards), into sharded,
 resumable output (``corpus_io``)."""
 import hashlib
+import ipaddress
 import itertools
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,14 +132,27 @@ def _run_local(
 
 
 def init_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> bool:
-    """Join the Ray cluster at ``address`` ("auto", "ray://host:port"), or
-    start a local one on 127.0.0.1 without dashboard or usage stats.
-    Returns whether a connection was made (False: Ray was initialised)."""
+    """Join the Ray cluster at ``address`` ("auto", "host:port" of its GCS,
+    "ray://host:port"), or start a local one on 127.0.0.1 without dashboard
+    or usage stats. Returns whether a connection was made (False: Ray was
+    initialised). An address with nothing listening is a ValueError naming
+    it, at once (Ray would retry for minutes)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if not address:
+    target = os.environ.get("RAY_ADDRESS") if address == "auto" else address
+    host_port = _ray_host_port(target)
+    if not address or (host_port and _is_loopback(host_port[0])):
         # Read when Ray is imported: off, a local cluster uses the loopback
-        # address (as Ray does on macOS and Windows), not the machine's.
+        # address (as Ray does on macOS and Windows), not the machine's, and
+        # a driver joining one on 127.0.0.1 doesn't swap in the machine's.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if host_port:
+        try:
+            socket.create_connection(host_port, timeout=10).close()
+        except OSError as err:
+            raise ValueError(
+                f"No Ray cluster at {target} ({err}): start one with `ray start --head` "
+                "or pass the address of its head node"
+            ) from None
     import ray
 
     if ray.is_initialized():
@@ -147,6 +162,21 @@ def init_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> b
     else:
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
     return True
+
+
+def _ray_host_port(address: Optional[str]) -> Optional[Tuple[str, int]]:
+    """(host, port) of a Ray address "host:port" or "ray://host:port"."""
+    host, _, port = (address or "").split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
