@@ -218,7 +218,7 @@ def apply_cli(
     ),
     gpus_per_worker: float = typer.Option(0.0, help="GPUs per Ray actor (e.g. 0.5: two per GPU)"),
     address: Optional[str] = typer.Option(
-        None, help="Ray cluster to join (auto, ray://host:10001); default: a local one"
+        None, help="Ray cluster to join: HOST:PORT of its head node, or auto; default: a local one"
     ),
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Progress bar (default: on a terminal)"
