@@ -20,8 +20,7 @@ on masks drawn with a fixed seed so that evaluations are comparable.
 """
 import math
 import warnings
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -278,27 +277,10 @@ class XLMRFillMask(HeadPipe):
     def add_label(self, label: str) -> int:
         raise NotImplementedError(f"[{self.name}] Fill-mask has no labels.")
 
-    def from_bytes(
-        self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
-    ) -> "XLMRFillMask":
-        """Load the component from bytes written by ``to_bytes``; the
-        encoder's tokenizer is checked as in ``initialize``."""
-        super().from_bytes(bytes_data, exclude=exclude)
-        self._check_loaded_encoder()
-        return self
-
-    def from_disk(
-        self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
-    ) -> "XLMRFillMask":
-        """Load the component from a directory written by ``to_disk``; the
-        encoder's tokenizer is checked as in ``initialize``."""
-        super().from_disk(path, exclude=exclude)
-        self._check_loaded_encoder()
-        return self
-
-    def _check_loaded_encoder(self) -> None:
-        """Check the tokenizer of the encoder this head is connected to, if it
-        is loaded already (else ``set_annotations`` checks it)."""
+    def _check_loaded(self) -> None:
+        """After loading, check the tokenizer of the encoder this head is
+        connected to, if it is loaded already (else ``set_annotations``
+        checks it)."""
         encoder = getattr(self.model.get_ref("listener"), "encoder", None)
         if encoder is not None and is_loaded(encoder):
             self._check_tokenizer(encoder.attrs["tokenizer"])

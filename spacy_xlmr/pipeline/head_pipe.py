@@ -146,6 +146,7 @@ class HeadPipe(TrainablePipe):
         if "model" not in exclude and "model" in msg:
             check_encoder_not_left_out(self.name, self.model)
             self._load_model(msg["model"])
+        self._check_loaded()
         return self
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
@@ -175,7 +176,11 @@ class HeadPipe(TrainablePipe):
             check_encoder_not_left_out(self.name, self.model)
         util.from_disk(path, deserialize, exclude)
         check_saved_together(self.name, self.cfg, self._listened_encoder())
+        self._check_loaded()
         return self
+
+    def _check_loaded(self) -> None:
+        """Hook: check a loaded component's settings against its encoder."""
 
     def _listened_encoder(self) -> Optional[Model]:
         """The encoder model this head's listener is connected to, if any."""

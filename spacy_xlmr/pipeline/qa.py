@@ -29,7 +29,6 @@ where a boundary falls inside a token (unsegmented Chinese or Thai with the
 answer text, not the span.
 """
 from dataclasses import dataclass
-from pathlib import Path
 from typing import (
     Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union,
 )
@@ -372,23 +371,9 @@ class XLMRQuestionAnswerer(HeadPipe):
         if hf_checkpoint is not None:
             self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
 
-    def from_bytes(
-        self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
-    ) -> "XLMRQuestionAnswerer":
-        """Load from ``to_bytes`` output; the settings are checked against
-        the loaded encoder."""
-        super().from_bytes(bytes_data, exclude=exclude)
+    def _check_loaded(self) -> None:
+        """After loading, check the settings against the loaded encoder."""
         self._check_settings()
-        return self
-
-    def from_disk(
-        self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
-    ) -> "XLMRQuestionAnswerer":
-        """Load from a ``to_disk`` directory; the settings are checked
-        against the loaded encoder."""
-        super().from_disk(path, exclude=exclude)
-        self._check_settings()
-        return self
 
     def add_label(self, label: str) -> int:
         raise NotImplementedError(f"[{self.name}] Question answering has no labels.")

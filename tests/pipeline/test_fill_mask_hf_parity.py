@@ -27,6 +27,16 @@ def hf_pipe(masked_lm_checkpoint):
     return pipeline("fill-mask", model=str(masked_lm_checkpoint), top_k=5, device="cpu")
 
 
+def assert_predictions_equal_hf(ours_per_mask, hf_per_mask) -> None:
+    """Tokens, token strings and sequences equal; scores within 1e-4."""
+    for ours, theirs in zip(ours_per_mask, hf_per_mask):
+        assert [p["token"] for p in ours] == [p["token"] for p in theirs]
+        assert [p["token_str"] for p in ours] == [p["token_str"] for p in theirs]
+        assert [p["sequence"] for p in ours] == [p["sequence"] for p in theirs]
+        for a, b in zip(ours, theirs):
+            assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+
+
 @pytest.mark.parametrize("text", TEXTS)
 def test_top_k_equal_hf(imported, hf_pipe, text):
     expected = hf_pipe(text)
@@ -34,12 +44,7 @@ def test_top_k_equal_hf(imported, hf_pipe, text):
         expected = [expected]
     doc = imported(text)
     assert len(doc._.fill_mask) == len(expected) == text.count("<mask>")
-    for ours, theirs in zip(doc._.fill_mask, expected):
-        assert [p["token"] for p in ours] == [p["token"] for p in theirs]
-        assert [p["token_str"] for p in ours] == [p["token_str"] for p in theirs]
-        assert [p["sequence"] for p in ours] == [p["sequence"] for p in theirs]
-        for a, b in zip(ours, theirs):
-            assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+    assert_predictions_equal_hf(doc._.fill_mask, expected)
     masks = [token for token in doc if token.text == "<mask>"]
     assert [t._.fill_mask for t in masks] == doc._.fill_mask
 
@@ -138,12 +143,7 @@ def test_plain_piece_targets_equal_hf(masked_lm_checkpoint, hf_pipe, targets, re
             expected = [expected]
         doc = nlp(text)
         assert len(doc._.fill_mask) == len(expected)
-        for ours, theirs in zip(doc._.fill_mask, expected):
-            assert [p["token"] for p in ours] == [p["token"] for p in theirs]
-            assert [p["token_str"] for p in ours] == [p["token_str"] for p in theirs]
-            assert [p["sequence"] for p in ours] == [p["sequence"] for p in theirs]
-            for a, b in zip(ours, theirs):
-                assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+        assert_predictions_equal_hf(doc._.fill_mask, expected)
 
 
 def test_targets_that_are_not_pieces_warn_as_hf(masked_lm_checkpoint):
