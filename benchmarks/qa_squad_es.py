@@ -77,6 +77,8 @@ def main() -> None:
          "--output", str(out / "training"), "--paths.train", str(out / "data" / "train.spacy"),
          "--paths.dev", str(out / "data" / "test.spacy"), "--paths.encoder", str(checkpoint),
          "--training.max_steps", str(args.max_steps),
+         # The schedule's length too (the configs' max_steps refers to it).
+         "--training.optimizer.learn_rate.total_steps", str(args.max_steps),
          "--training.eval_frequency", str(max(args.max_steps // 4, 1))],
         check=True, env=env,
     )

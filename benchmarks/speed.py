@@ -437,6 +437,8 @@ def build_trained_tiny(
         ["-m", "spacy", "train", str(dest / "ner-tiny.cfg"), "--output", str(dest / "train"),
          "--paths.train", str(dest / "train.spacy"), "--paths.dev", str(dest / "dev.spacy"),
          "--paths.encoder", str(dest / "encoder"), "--training.max_steps", str(TRAINED_TINY_STEPS),
+         # The schedule's length too (newer configs' max_steps refers to it).
+         "--training.optimizer.learn_rate.total_steps", str(TRAINED_TINY_STEPS),
          "--system.seed", str(seed)],
     ]
     with (dest / "build.log").open("w", encoding="utf8") as log:
