@@ -991,7 +991,6 @@ def ner_outputs(nlp, texts: List[str]) -> Dict:
 
 
 def setup_xlmr(dirs, docs, task: str, encoder_config: Optional[Dict] = None):
-    from spacy_xlmr.encoder.model import get_transformer
     from spacy_xlmr.load import from_huggingface
 
     head = {"token-classification": "token-classification",
@@ -1031,7 +1030,7 @@ def setup_xlmr(dirs, docs, task: str, encoder_config: Optional[Dict] = None):
             return outputs
 
         run.write_outputs = write_outputs
-    return run, get_transformer(nlp.get_pipe("transformer").model)
+    return run, nlp.get_pipe("transformer").encoder.torch_module
 
 
 def qa_answer(answer: Dict) -> Dict:
@@ -1053,7 +1052,6 @@ def answers_digest(answers: Dict[str, Dict]) -> str:
 
 
 def setup_xlmr_qa(dirs, items, mode: str, encoder_config: Optional[Dict] = None):
-    from spacy_xlmr.encoder.model import get_transformer
     from spacy_xlmr.load import from_huggingface
 
     nlp = from_huggingface(
@@ -1082,7 +1080,7 @@ def setup_xlmr_qa(dirs, items, mode: str, encoder_config: Optional[Dict] = None)
         return {"answers": len(answers), "digest": answers_digest(answers)}
 
     run.write_outputs = lambda fidelity: {"answers": dict(last)}
-    return run, get_transformer(nlp.get_pipe("transformer").model)
+    return run, nlp.get_pipe("transformer").encoder.torch_module
 
 
 def setup_hf_qa(dirs, items):
@@ -1211,9 +1209,7 @@ def setup_spacy_trf(dirs, docs):
         out = list(nlp.pipe(texts))
         return {"entities": sum(len(doc.ents) for doc in out)}
 
-    trf = nlp.get_pipe("transformer").model
-    torch_models = [shim._model for node in trf.walk() for shim in node.shims]
-    return run, torch_models[0]
+    return run, nlp.get_pipe("transformer").model.transformer  # spacy-transformers' model
 
 
 def setup_system(system: str, dirs, docs, encoder_config: Optional[Dict] = None):

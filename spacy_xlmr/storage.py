@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, Optional, TypeVar, Union
 
 import srsly
 from spacy.language import Language
@@ -95,12 +95,13 @@ def weights_digest(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def check_saved_together(component: str, head_cfg: Dict[str, Any], encoder: Any) -> None:
+def check_saved_together(
+    component: str, head_cfg: Dict[str, Any], loaded: Optional[str]
+) -> None:
     """Refuse a head saved with other encoder weights than the loaded ones
-    (``encoder``: the encoder model it listens to, or None): what an
-    interrupted ``nlp.to_disk`` over an older pipeline leaves."""
+    (``loaded``: the digest of the weights of the encoder it listens to, if
+    known): what an interrupted ``nlp.to_disk`` over an older pipeline leaves."""
     saved_with = head_cfg.get(ENCODER_DIGEST)
-    loaded = None if encoder is None else encoder.attrs.get(WEIGHTS_DIGEST)
     if saved_with and loaded and saved_with != loaded:
         raise DamagedPipelineError(
             f"[{component}] The saved pipeline is damaged: this component was saved "

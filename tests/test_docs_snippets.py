@@ -15,10 +15,10 @@ import pytest
 import spacy
 from spacy.training import Example
 from spacy.util import load_config, load_model_from_config
-from spacy_transformers.layers import TransformerListener
 from thinc.api import Config
 
 from spacy_xlmr.convert import convert_textcat, read_iob2, read_labels, read_squad, read_textcat
+from spacy_xlmr.pipeline.transformer import LISTENER_CLASSES
 
 ROOT = Path(__file__).parents[1]
 DOC = ROOT / "docs" / "adding-heads.md"
@@ -87,7 +87,7 @@ def _examples_for(factory: str, data: Dict[str, List[Example]]) -> List[Example]
 
 def _upstreams(nlp, name: str) -> List[str]:
     return [node.upstream_name for node in nlp.get_pipe(name).model.walk()
-            if isinstance(node, TransformerListener)]
+            if isinstance(node, LISTENER_CLASSES)]
 
 
 def _check_outputs(nlp, name: str, factory: str) -> None:

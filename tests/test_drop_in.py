@@ -113,10 +113,9 @@ def all_heads(tiny_checkpoint):
 @pytest.fixture
 def encoder_batches(all_heads):
     """The input_ids shape of every forward pass of the torch encoder."""
-    from spacy_xlmr.encoder.model import get_transformer
 
     shapes = []
-    module = get_transformer(all_heads.get_pipe("transformer").model)
+    module = all_heads.get_pipe("transformer").encoder.torch_module
     handle = module.register_forward_hook(
         lambda _, args, kwargs, output: shapes.append(tuple(kwargs["input_ids"].shape)),
         with_kwargs=True,

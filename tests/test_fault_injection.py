@@ -59,7 +59,6 @@ import torch
 
 import spacy_xlmr
 
-from spacy_xlmr.encoder.model import get_transformer
 from spacy_xlmr.heads.torch_head import get_head_module
 from spacy_xlmr.storage import DamagedPipelineError, save_pipeline
 
@@ -199,7 +198,7 @@ def changed(saved) -> spacy.language.Language:
         for name in nlp.pipe_names:
             model = nlp.get_pipe(name).model
             if name == "transformer":
-                module = get_transformer(model)
+                module = nlp.get_pipe(name).encoder.torch_module
             else:
                 module = get_head_module(model.get_ref("head"))
             for parameter in module.parameters():

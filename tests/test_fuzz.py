@@ -59,7 +59,7 @@ def nlp(tiny_checkpoint):
 
 def _check(nlp, doc):
     assert doc.text is not None
-    tokenizer = nlp.get_pipe("transformer").model.attrs["tokenizer"]
+    tokenizer = nlp.get_pipe("transformer").encoder.tokenizer
     n_masks = tokenizer(doc.text, add_special_tokens=False)["input_ids"].count(
         tokenizer.mask_token_id
     )

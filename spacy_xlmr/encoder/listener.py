@@ -1,55 +1,124 @@
-"""How heads read the shared encoder: a strict listener and piece pooling.
+"""How components read the shared encoder: the listener and piece pooling.
 
-``XLMRListener`` is a spacy-transformers ``TransformerListener`` (so both
-``xlmr_transformer`` and spacy-transformers' ``transformer`` find it), with one
-change: when a doc has no ``doc._.trf_data`` at prediction time it raises an
-error naming the fix, instead of silently returning zeros. spacy-xlmr heads
-build their torch layers without running the listener; spaCy's built-in
-components (``ner``, ``tagger``, ``textcat`` ...) run their model on sample
-docs during ``initialize`` and need spacy-transformers'
-``spacy-transformers.TransformerListener.v1``, which our encoder feeds too.
+``XLMRListener`` receives the encoder component's output during training
+(``receive``) and reads ``doc._.trf_data`` at prediction time, like spaCy's
+``Tok2VecListener``. When a doc has no ``doc._.trf_data`` it raises an error
+naming the fix instead of returning zeros, except for the sample docs that
+spaCy's own components run their model on while they initialize (before the
+encoder has seen them): those get zeros, as with spaCy's ``Tok2VecListener``.
+It also carries the ``Encoder``
+(``interface.py``) it is connected to: heads that run the encoder's weights
+themselves (masked LM, question answering) reach it with ``encoder_of``.
+
+``spacy-xlmr.TransformerListener.v1`` (``build_listener``) gives token
+vectors pooled over each token's pieces, for spacy-xlmr heads and for spaCy's
+own ``ner``, ``textcat``, ``spancat``, ``tagger``, ``parser``. Without
+spacy-transformers installed, configs that name
+``spacy-transformers.TransformerListener.v1`` get it too (same arguments), so
+pipelines saved with spacy-transformers installed load; with it installed,
+that name is spacy-transformers' own listener, which ``xlmr_transformer``
+feeds as well.
+
 The encoder doesn't run on empty docs (their ``TransformerData`` is empty);
-spacy-xlmr heads read a stand-in for them (``_stand_in_for_empty``).
+listeners give their components a stand-in (``_stand_in_for_empty``).
 """
 from typing import Callable, List, Optional, Tuple, cast
 
+import numpy
 from spacy.tokens import Doc
-from spacy_transformers.data_classes import TransformerData
-from spacy_transformers.layers import TransformerListener
-from spacy_transformers.layers.trfs2arrays import trfs2arrays
+from spacy.util import registry
 from thinc.api import Model, chain
-from thinc.types import Floats2d, Ragged
-from transformers.modeling_outputs import BaseModelOutput
+from thinc.types import Floats2d, Ints1d, Ragged
 
+from .data import (
+    SPACY_TRANSFORMERS,
+    TRF_DATA,
+    TransformerData,
+    WordpieceBatch,
+    has_hidden_states,
+    hidden_states,
+    make_trf_data,
+)
+from .interface import Encoder
 
 REDUCE_FIRST = "reduce_first_or_zero"
+SPACY_TRANSFORMERS_LISTENER = "spacy-transformers.TransformerListener.v1"
 
 
-class XLMRListener(TransformerListener):
+class XLMRListener(Model):
+    """A layer fed by the pipeline's encoder component: its output during
+    training (``receive``), ``doc._.trf_data`` otherwise."""
+
     name = "xlmr-listener"
-    # The encoder model it listens to (set by XLMRTransformer.add_listener).
-    encoder: Optional[Model]
-    # False for heads that don't train on the encoder's output of the text
-    # (the masked-LM and QA heads encode masked pieces / question-context
-    # pairs themselves): the encoder component then skips its training pass
-    # when no other listener wants it.
-    wants_training_output = True
 
-    def __init__(self, upstream_name: str):
-        super().__init__(upstream_name)
-        self._func = _listener_forward
+    def __init__(self, upstream_name: str = "*", *, wants_training_output: bool = True) -> None:
+        """upstream_name (str): the encoder component's name, or "*" for any.
+        wants_training_output (bool): False for heads that don't train on the
+            encoder's output of the text (the masked-LM and QA heads encode
+            masked pieces / question-context pairs themselves): the encoder
+            component then skips its training pass when no other listener
+            wants it."""
+        Model.__init__(self, self.name, _listener_forward, init=_listener_init, dims={"nO": None})
+        self.upstream_name = upstream_name
+        self.wants_training_output = wants_training_output
+        # Set by the encoder component when it links its listeners.
+        self.encoder: Optional[Encoder] = None
+        self._batch_id: Optional[int] = None
+        self._outputs: Optional[List[TransformerData]] = None
+        self._backprop: Optional[Callable] = None
+        # The batch of sample docs the listener was initialized with.
+        self._sample_batch_id: Optional[int] = None
+
+    @classmethod
+    def get_batch_id(cls, docs: List[Doc]) -> int:
+        """An id of a batch of docs, to check that the listener is called on
+        the batch the encoder sent it."""
+        return sum(sum(token.orth for token in doc) for doc in docs)
+
+    def receive(self, batch_id: int, outputs: List[TransformerData], backprop: Callable) -> None:
+        """Take the encoder's training output of a batch and the callback
+        that takes its gradient."""
+        self._batch_id = batch_id
+        self._outputs = outputs
+        self._backprop = backprop
+
+    def backprop_and_clear(self, d_outputs: List[TransformerData]) -> List[Doc]:
+        """Send the gradient to the encoder and forget the batch."""
+        backprop = self._backprop
+        self._batch_id = self._outputs = self._backprop = None
+        if backprop is not None:
+            backprop(d_outputs)
+        return []
+
+    def verify_inputs(self, docs: List[Doc]) -> None:
+        """Refuse a batch other than the one the encoder sent."""
+        batch_id = self.get_batch_id(docs)
+        if batch_id != self._batch_id:
+            raise ValueError(
+                "The listener was called on other docs than the encoder "
+                f"component sent it (batch id {batch_id} vs {self._batch_id})."
+            )
+
+
+def _listener_init(model: XLMRListener, X: Optional[List[Doc]] = None, Y=None) -> None:
+    """Remember the sample docs: a component's initialize runs its model on
+    them (spaCy's ``ner``, ``textcat`` ... do) before the encoder has."""
+    model._sample_batch_id = None if X is None else model.get_batch_id(X)
 
 
 def _listener_forward(
     model: XLMRListener, docs: List[Doc], is_train: bool
 ) -> Tuple[List[TransformerData], Callable]:
-    if is_train and model._batch_id is not None:
+    if is_train and model._outputs is not None:
         model.verify_inputs(docs)
-        outputs = cast(List[TransformerData], model._outputs)  # set by receive()
-        return _stand_in_for_empty(model, outputs), model.backprop_and_clear
+        return _stand_in_for_empty(model, model._outputs), model.backprop_and_clear
+    samples = model._sample_batch_id is not None
+    samples = samples and model.get_batch_id(docs) == model._sample_batch_id
     outputs = []
     for doc in docs:
-        trf_data = doc._.get("trf_data") if Doc.has_extension("trf_data") else None
+        trf_data = doc._.get(TRF_DATA) if Doc.has_extension(TRF_DATA) else None
+        if trf_data is None and samples:
+            trf_data = _zeros(model, doc)
         if trf_data is None:
             raise ValueError(
                 "A component listening to the XLM-R encoder got a doc without "
@@ -65,55 +134,64 @@ def _listener_forward(
     return _stand_in_for_empty(model, outputs), lambda d_outputs: []
 
 
+def _zeros(model: XLMRListener, doc: Doc) -> TransformerData:
+    """Zero vectors for the tokens of a sample doc, one piece each."""
+    n_tokens = len(doc)
+    align = Ragged(
+        cast(Ints1d, numpy.arange(n_tokens, dtype="i")),
+        cast(Ints1d, numpy.ones(n_tokens, dtype="i")),
+    )
+    hidden = model.ops.alloc3f(1, n_tokens, connected_width(model))
+    return make_trf_data(WordpieceBatch.empty(), hidden, align)
+
+
 def _stand_in_for_empty(
     model: XLMRListener, trf_datas: List[TransformerData]
 ) -> List[TransformerData]:
     """The encoder doesn't run on empty docs: their ``TransformerData`` has no
-    pieces and no tensors. spacy-xlmr heads get a stand-in instead: one zero
-    vector at ``<s>`` and no pieces (a doc classifier reads zeros, a token
-    head has no tokens); its gradient is dropped by the encoder."""
-    empty = [i for i, trf_data in enumerate(trf_datas) if not trf_data.tensors]
+    pieces and no tensors. Listening components get a stand-in instead: one
+    zero vector at ``<s>`` and no tokens (a doc classifier reads zeros, a
+    token head has no tokens); its gradient is dropped by the encoder."""
+    empty = [i for i, trf_data in enumerate(trf_datas) if not has_hidden_states(trf_data)]
     if not empty:
         return trf_datas
     width = _width(model, trf_datas)
     trf_datas = list(trf_datas)
     for i in empty:
-        trf_datas[i] = TransformerData(
-            wordpieces=trf_datas[i].wordpieces,
-            model_output=BaseModelOutput(
-                last_hidden_state=model.ops.alloc3f(1, 1, width)  # type: ignore[arg-type]
-            ),
-            align=trf_datas[i].align,
+        trf_datas[i] = make_trf_data(
+            trf_datas[i].wordpieces, model.ops.alloc3f(1, 1, width), trf_datas[i].align
         )
     return trf_datas
 
 
 def _width(model: XLMRListener, trf_datas: List[TransformerData]) -> int:
     for trf_data in trf_datas:
-        if trf_data.tensors:
+        if has_hidden_states(trf_data):
             return trf_data.width
+    return connected_width(model)
+
+
+def connected_width(model: XLMRListener) -> int:
+    """The width of the encoder the listener is connected to."""
     if model.has_dim("nO"):
         return model.get_dim("nO")
-    return connected_encoder(model).get_dim("nO")
+    return connected_encoder(model).width
 
 
-def connected_encoder(listener: XLMRListener) -> Model:
-    """The encoder model ``listener`` is connected to (set by
-    ``XLMRTransformer.add_listener``): heads that run the encoder's weights
-    themselves (masked LM, question answering) reach it this way."""
-    encoder = getattr(listener, "encoder", None)
-    if encoder is None:
+def connected_encoder(listener: XLMRListener) -> Encoder:
+    """The encoder ``listener`` is connected to."""
+    if listener.encoder is None:
         raise ValueError(
-            "This head isn't connected to an xlmr_transformer encoder (it runs "
-            "the encoder's weights itself). Add it after the encoder in the "
-            'pipeline: nlp.add_pipe("xlmr_transformer", name="transformer", first=True).'
+            "This head isn't connected to an xlmr_transformer encoder. Add it "
+            "after the encoder in the pipeline: "
+            'nlp.add_pipe("xlmr_transformer", name="transformer", first=True).'
         )
-    return encoder
+    return listener.encoder
 
 
-def encoder_of(model: Model) -> Model:
-    """The encoder that the listener of ``model`` (its "listener" ref) is
-    connected to."""
+def encoder_of(model: Model) -> Encoder:
+    """The encoder that a head's model (with a "listener" ref) reads: the
+    one way heads reach the shared encoder."""
     return connected_encoder(cast(XLMRListener, model.get_ref("listener")))
 
 
@@ -125,12 +203,60 @@ def build_listener(
 
     upstream (str): Name of the encoder component, or "*" for any.
     grad_factor (float): Scale of the gradient sent to the encoder (0 freezes it
-        for this head).
+        for this component).
     """
     listener = XLMRListener(upstream_name=upstream)
-    model: Model = chain(listener, trfs2arrays(pooling, grad_factor))
+    model: Model = chain(listener, pool_pieces(pooling, grad_factor))
     model.set_ref("listener", listener)
     return model
+
+
+def pool_pieces(
+    pooling: Model[Ragged, Floats2d], grad_factor: float = 1.0
+) -> Model[List[TransformerData], List[Floats2d]]:
+    """Each doc's token vectors: its tokens' piece vectors (``align``),
+    reduced by ``pooling``; the gradient sent back is scaled by
+    ``grad_factor``."""
+    return Model(
+        "pool_pieces", _pool_pieces_forward, layers=[pooling], attrs={"grad_factor": grad_factor}
+    )
+
+
+def _pool_pieces_forward(
+    model: Model, trf_datas: List[TransformerData], is_train: bool
+) -> Tuple[List[Floats2d], Callable]:
+    ops = model.ops
+    pooling: Model[Ragged, Floats2d] = model.layers[0]
+    if not trf_datas:
+        return [], lambda d_outputs: []
+    pieces = []
+    for trf_data in trf_datas:
+        flat = ops.reshape2f(hidden_states(trf_data), -1, trf_data.width)
+        rows = cast(Ints1d, ops.xp.asarray(trf_data.align.dataXd))
+        pieces.append((flat, rows, trf_data.align.lengths))
+    lengths = [len(lengths_) for _, _, lengths_ in pieces]
+    flat_pieces = Ragged(
+        ops.xp.concatenate([flat[rows] for flat, rows, _ in pieces]),
+        cast(Ints1d, ops.xp.concatenate([ops.asarray1i(lens) for _, _, lens in pieces])),
+    )
+    pooled, backprop_pooling = pooling(flat_pieces, is_train)
+    ends = ops.xp.cumsum(ops.asarray1i(lengths))
+    outputs = [pooled[end - n : end] for n, end in zip(lengths, ends)]
+
+    def backprop(d_outputs: List[Floats2d]) -> List[TransformerData]:
+        d_pieces = backprop_pooling(ops.xp.concatenate(d_outputs)).dataXd
+        d_trf_datas = []
+        offset = 0
+        for trf_data, (flat, rows, _) in zip(trf_datas, pieces):
+            d_flat = ops.alloc2f(*flat.shape)
+            ops.scatter_add(d_flat, rows, d_pieces[offset : offset + len(rows)])
+            offset += len(rows)
+            d_flat *= model.attrs["grad_factor"]
+            d_hidden = ops.reshape3f(d_flat, *hidden_states(trf_data).shape)
+            d_trf_datas.append(make_trf_data(trf_data.wordpieces, d_hidden, trf_data.align))
+        return d_trf_datas
+
+    return outputs, backprop
 
 
 def reduce_first() -> Model[Ragged, Floats2d]:
@@ -157,3 +283,8 @@ def _reduce_first_forward(
         return Ragged(dX, X.lengths)
 
     return Y, backprop
+
+
+if not SPACY_TRANSFORMERS:
+    # Configs written for spacy-transformers' listener load without it.
+    registry.architectures.register(SPACY_TRANSFORMERS_LISTENER, func=build_listener)

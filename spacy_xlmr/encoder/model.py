@@ -4,10 +4,13 @@
 call to the fast tokenizer), aligns pieces to tokens exactly, cuts long docs
 into windows counted in pieces, runs the windows of the whole batch through
 ``XLMRobertaModel`` in length-sorted sub-batches (little padding), and returns
-one spacy-transformers ``TransformerData`` per doc. ``TransformerData.align``
+one ``TransformerData`` per doc (``data.py``). ``TransformerData.align``
 points every token at the encoder positions of its pieces, in the window that
 owns each piece (see ``windows.py``), so listeners such as
 ``spacy-transformers.TransformerListener.v1`` work unchanged.
+
+Heads don't call this module: they use the encoder's interface
+(``interface.py``), which does.
 
 The Hugging Face objects are created lazily, when the pipeline is initialized
 (from ``name``) or loaded (from the pipeline directory), never when the config
@@ -24,7 +27,6 @@ from typing import (
 
 import numpy
 from spacy.tokens import Doc
-from spacy_transformers.data_classes import TransformerData, WordpieceBatch
 from thinc.api import (
     ArgsKwargs,
     Model,
@@ -35,16 +37,17 @@ from thinc.api import (
     xp2torch,
 )
 from thinc.types import Floats2d, Floats3d, Ints1d, Ints2d, Ragged
-from transformers.modeling_outputs import BaseModelOutput
 
 if TYPE_CHECKING:
     import torch
-    from transformers import PreTrainedTokenizerFast, XLMRobertaModel
+    from transformers import PretrainedConfig, PreTrainedTokenizerFast, XLMRobertaModel
 
 from .. import hf
 from .alignment import DocPieces, tokenize_docs
+from .data import TransformerData, WordpieceBatch, make_trf_data
 from .precision import check_precision, clear_inference_cache, predict_hidden
-from .windows import Span, check_window_settings, piece_owners, window_spans
+from .torch_module import torch_module
+from .windows import EncodedDoc, Span, check_window_settings, window_spans
 
 EncoderModel = Model[List[Doc], List[TransformerData]]
 # Most padding in a batch of windows on CPU, as a share of its positions:
@@ -173,9 +176,7 @@ def set_encoder(
     """Install an ``XLMRobertaModel`` and its fast tokenizer in ``model``
     (``source``: where they come from, for errors)."""
     check_tokenizer_fits(transformer, tokenizer, source or model.attrs["name"])
-    config = transformer.config
-    # RoBERTa position ids start after the padding index.
-    max_length = config.max_position_embeddings - config.pad_token_id - 1
+    max_length = max_positions(transformer.config)
     check_window_settings(model.attrs["window_size"], model.attrs["stride"], max_length - 2)
     if model.attrs["gradient_checkpointing"]:
         # Non-reentrant checkpointing: the one torch recommends, and the one
@@ -207,7 +208,7 @@ def set_encoder(
     else:
         model.layers.append(wrapper)
     model.attrs["tokenizer"] = tokenizer
-    model.set_dim("nO", config.hidden_size, force=True)
+    model.set_dim("nO", transformer.config.hidden_size, force=True)
     clear_inference_cache(model)
 
 
@@ -238,10 +239,16 @@ def check_tokenizer_fits(
     )
 
 
-def get_transformer(model: EncoderModel):
+def max_positions(config: "PretrainedConfig") -> int:
+    """The most positions one input may have: RoBERTa's position ids start
+    after the padding index."""
+    return config.max_position_embeddings - config.pad_token_id - 1
+
+
+def get_transformer(model: EncoderModel) -> "XLMRobertaModel":
     """The ``XLMRobertaModel`` torch module of an initialized encoder."""
     check_loaded(model)
-    return model.layers[0].shims[0]._model
+    return cast("XLMRobertaModel", torch_module(model.layers[0]))
 
 
 def save_encoder(model: EncoderModel, path: Path) -> None:
@@ -280,7 +287,7 @@ def forward(
     model: EncoderModel, docs: List[Doc], is_train: bool
 ) -> Tuple[List[TransformerData], Callable]:
     """Encode the docs; an empty doc (no tokens) isn't encoded and gets
-    spacy-transformers' ``TransformerData.empty()`` (no pieces, no tensors).
+    ``TransformerData.empty()`` (no pieces, no tensors).
     The callback takes each doc's gradient (None for none; an empty doc's is
     ignored)."""
     check_loaded(model)
@@ -290,33 +297,29 @@ def forward(
         return trf_datas, lambda d_hidden: []
     tokenizer = model.attrs["tokenizer"]
     doc_pieces = tokenize_docs(tokenizer, [docs[i] for i in encoded])
-    hiddens, spans, backprop_encoded = encode_pieces(
+    encodings, backprop_encoded = encode_pieces(
         model, [pieces.ids for pieces in doc_pieces], is_train
     )
-    for i, pieces, doc_spans, hidden in zip(encoded, doc_pieces, spans, hiddens):
-        trf_datas[i] = TransformerData(
-            wordpieces=_wordpieces(pieces, doc_spans, model),
-            # An xp array where HF types a torch tensor.
-            model_output=BaseModelOutput(last_hidden_state=hidden),  # type: ignore[arg-type]
-            align=_align(pieces, doc_spans, hidden.shape[1]),
+    for i, pieces, encoding in zip(encoded, doc_pieces, encodings):
+        trf_datas[i] = make_trf_data(
+            _wordpieces(pieces, encoding.spans, model), encoding.hidden, _align(pieces, encoding)
         )
 
     def backprop(d_hidden: List[Optional[Floats3d]]) -> List[Doc]:
-        return backprop_encoded([d_hidden[i] for i in encoded])
+        backprop_encoded([d_hidden[i] for i in encoded])
+        return []
 
     return trf_datas, backprop
 
 
 def encode_pieces(
     model: EncoderModel, docs_ids: Sequence[Sequence[int]], is_train: bool
-) -> Tuple[List[Floats3d], List[List[Span]], Callable[[List[Optional[Floats3d]]], List[Doc]]]:
+) -> Tuple[List[EncodedDoc], Callable[[List[Optional[Floats3d]]], None]]:
     """Run the encoder over the piece ids (without ``<s>``/``</s>``) of each
     doc: cut into windows, batched by length across docs.
 
-    RETURNS: per doc, the ``(windows, seq_len, width)`` hidden states (window
-    ``w`` holds pieces ``spans[w]``; position 0 is ``<s>``) and the window
-    spans; and a callback taking each doc's gradient for its hidden states
-    (None for none) back through the encoder.
+    RETURNS: each doc's ``EncodedDoc``, and a callback taking each doc's
+    gradient for its hidden states (None for none) back through the encoder.
     """
     tokenizer = model.attrs["tokenizer"]
     window_size = model.attrs["window_size"]
@@ -341,7 +344,7 @@ def encode_pieces(
             hidden[row, : len(windows[window_i])] = outputs[window_i]
         hiddens.append(hidden)
 
-    def backprop(d_hidden: List[Optional[Floats3d]]) -> List[Doc]:
+    def backprop(d_hidden: List[Optional[Floats3d]]) -> None:
         d_windows: List[Optional[Floats2d]] = [None] * len(windows)
         for doc_i, d_doc in enumerate(d_hidden):
             if d_doc is None:
@@ -349,9 +352,9 @@ def encode_pieces(
             for row, window_i in enumerate(doc_windows[doc_i]):
                 d_windows[window_i] = d_doc[row, : len(windows[window_i])]
         backprop_windows(d_windows)
-        return []
 
-    return hiddens, spans, backprop
+    encodings = [EncodedDoc(hidden, doc_spans) for hidden, doc_spans in zip(hiddens, spans)]
+    return encodings, backprop
 
 
 def encode_windows(
@@ -473,11 +476,10 @@ def _wordpieces(pieces: DocPieces, spans: List[Span], model: EncoderModel) -> Wo
     )
 
 
-def _align(pieces: DocPieces, spans: List[Span], seq_len: int) -> Ragged:
+def _align(pieces: DocPieces, encoding: EncodedDoc) -> Ragged:
     """Token → rows of the doc's flattened ``(windows * seq_len, width)``
     output, each piece taken from the window that owns it."""
-    owners = piece_owners(len(pieces), spans)
-    rows = [window * seq_len + position for window, position in owners]
+    rows = encoding.piece_rows()
     lengths = numpy.array([len(p) for p in pieces.token_pieces], dtype="int32")
     data = numpy.array(
         [rows[p] for token in pieces.token_pieces for p in token], dtype="int32"

@@ -42,6 +42,8 @@ import torch
 from thinc.api import Model, torch2xp, xp2torch
 from thinc.types import Floats3d, Ints2d
 
+from .torch_module import torch_module
+
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _INT8_MODULE = "int8_module"
@@ -87,7 +89,7 @@ def _autocast(model: Model, device: torch.device) -> ContextManager[Any]:
 
 
 def _inference_module(model: Model) -> torch.nn.Module:
-    transformer = model.layers[0].shims[0]._model
+    transformer = torch_module(model.layers[0])
     transformer.eval()
     if model.attrs["inference_precision"] != "int8":
         return transformer

@@ -17,7 +17,10 @@ comes from the earlier window and its second half from the later one. Each
 piece's output therefore comes from exactly one encoder position, which keeps
 gradients and outputs exact.
 """
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
+
+from thinc.types import Floats3d
 
 Span = Tuple[int, int]
 # The default window and stride: the ratio of the stride that a suggested
@@ -100,6 +103,23 @@ def piece_owners(n_pieces: int, spans: List[Span]) -> List[Tuple[int, int]]:
                 break
         owners.append((window, piece - spans[window][0] + 1))
     return owners
+
+
+@dataclass
+class EncodedDoc:
+    """The encoder's output of one doc's pieces: window ``w`` holds pieces
+    ``spans[w]``, at positions 1.. of ``hidden[w]`` (position 0 is ``<s>``)."""
+
+    hidden: Floats3d  # (windows, seq_len, width)
+    spans: List[Span]
+
+    def piece_rows(self) -> List[int]:
+        """For each piece, its row in the flattened ``(windows * seq_len,
+        width)`` hidden states: in the window that owns it (``piece_owners``)."""
+        n_pieces = self.spans[-1][1] if self.spans else 0
+        seq_len = self.hidden.shape[1]
+        owners = piece_owners(n_pieces, self.spans)
+        return [window * seq_len + position for window, position in owners]
 
 
 def _context(piece: int, span: Span, n_pieces: int) -> int:

@@ -19,15 +19,12 @@ from typing import Callable, List, Optional, Sequence, Tuple, cast
 import numpy
 import torch
 from spacy.tokens import Doc
-from spacy_transformers.data_classes import TransformerData
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, chain, torch2xp, xp2torch
 from thinc.types import Floats2d, Floats3d, Ints1d
 
 from ..encoder.alignment import tokenize_docs
+from ..encoder.data import TransformerData, hidden_states
 from ..encoder.listener import XLMRListener, connected_encoder, encoder_of
-from ..encoder.model import encode_pieces, get_transformer
-from ..encoder.output import hidden_states
-from ..encoder.windows import piece_owners
 
 HEAD_WEIGHT_PREFIXES = ("lm_head.dense.", "lm_head.layer_norm.", "lm_head.bias")
 
@@ -65,10 +62,9 @@ def build_masked_lm(upstream: str = "*") -> Model[List[Doc], List[Floats2d]]:
     the decoder weights are the word embeddings of the encoder the listener is
     connected to.
     """
-    listener = XLMRListener(upstream_name=upstream)
     # Training masks the pieces and runs the encoder itself, so the encoder
     # component needn't compute (unmasked) training output for this listener.
-    listener.wants_training_output = False
+    listener = XLMRListener(upstream_name=upstream, wants_training_output=False)
     head: Model[List[TransformerData], List[Floats2d]] = Model(
         "masked_lm_head", partial(_head_forward, listener=listener)
     )
@@ -133,7 +129,7 @@ def masked_lm_logits(
     logits back into the head, the encoder and its word embeddings.
     """
     encoder = encoder_of(model)
-    tokenizer = encoder.attrs["tokenizer"]
+    tokenizer = encoder.tokenizer
     replacement_ids = numpy.setdiff1d(numpy.arange(len(tokenizer)), tokenizer.all_special_ids)
     docs_ids: List[List[int]] = []
     chosen: List[numpy.ndarray] = []
@@ -146,20 +142,21 @@ def masked_lm_logits(
         docs_ids.append(masked)
         chosen.append(positions)
         targets.extend(pieces.ids[i] for i in positions)
-    hiddens, spans, backprop_encoder = encode_pieces(encoder, docs_ids, is_train)
+    encodings, backprop_encoder = encoder.encode_pieces(docs_ids, is_train)
+    hiddens = [encoding.hidden for encoding in encodings]
     # Each chosen piece is read from the window that owns it.
     doc_rows: List[List[int]] = []
-    for ids, positions, doc_spans, hidden in zip(docs_ids, chosen, spans, hiddens):
-        owners = piece_owners(len(ids), doc_spans)
-        doc_rows.append([owners[i][0] * hidden.shape[1] + owners[i][1] for i in positions])
+    for positions, encoding in zip(chosen, encodings):
+        piece_rows = encoding.piece_rows()
+        doc_rows.append([piece_rows[i] for i in positions])
     ops = model.ops
-    width = encoder.get_dim("nO")
+    width = encoder.width
     rows = [
         ops.reshape2f(hidden, -1, width)[doc_rows_]
         for hidden, doc_rows_ in zip(hiddens, doc_rows)
     ]
     flat = ops.xp.concatenate(rows) if rows else ops.alloc2f(0, width)
-    embeddings = get_transformer(encoder).embeddings.word_embeddings.weight
+    embeddings = encoder.word_embeddings
     logits, backprop_head = _torch_layer(model.get_ref("head"))(
         (ops.xp.ascontiguousarray(flat), embeddings), is_train
     )
@@ -205,9 +202,9 @@ def _head_forward(
             "(masked_lm_logits), not on the encoder's output of the text."
         )
     encoder = connected_encoder(listener)
-    mask_id = encoder.attrs["tokenizer"].mask_token_id
-    embeddings = get_transformer(encoder).embeddings.word_embeddings.weight
-    width = encoder.get_dim("nO")
+    mask_id = encoder.tokenizer.mask_token_id
+    embeddings = encoder.word_embeddings
+    width = encoder.width
     # The masks of every doc through the head in one call.
     rows = [
         model.ops.reshape2f(hidden_states(trf_data), -1, width)[mask_rows(trf_data, mask_id)]

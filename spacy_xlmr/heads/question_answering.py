@@ -15,7 +15,6 @@ from thinc.api import Model
 from thinc.types import Floats1d
 
 from ..encoder.listener import XLMRListener, encoder_of
-from ..encoder.model import encode_windows
 from ..encoder.pairs import PairWindow
 from .torch_head import torch_head
 
@@ -41,9 +40,8 @@ def build_question_answerer(upstream: str = "*") -> Model:
     ``qa_logits``. The torch head is built when the component is initialized
     or loaded.
     """
-    listener = XLMRListener(upstream_name=upstream)
     # The head encodes pairs itself: no training output of the doc for it.
-    listener.wants_training_output = False
+    listener = XLMRListener(upstream_name=upstream, wants_training_output=False)
     head = torch_head("question_answering_head", 0.0)
     model: Model[Any, Any] = Model("question_answerer", _refuse_docs, layers=[listener, head])
     model.set_ref("listener", listener)
@@ -60,8 +58,7 @@ def qa_logits(
     RETURNS: ``(start_logits, end_logits)`` per window, and a callback taking
     their gradients back into the head and the encoder.
     """
-    encoder = encoder_of(model)
-    hiddens, backprop_encoder = encode_windows(encoder, [w.ids for w in windows], is_train)
+    hiddens, backprop_encoder = encoder_of(model).encode_windows([w.ids for w in windows], is_train)
     ops = model.ops
     if not hiddens:
         return [], lambda d_logits: None

@@ -9,13 +9,11 @@ from typing import Callable, List, Tuple
 
 import torch
 from spacy.tokens import Doc
-from spacy_transformers.data_classes import TransformerData
 from thinc.api import Model, chain
 from thinc.types import Floats2d, Ints1d
-from transformers.modeling_outputs import BaseModelOutput
 
+from ..encoder.data import TransformerData, hidden_states, make_trf_data
 from ..encoder.listener import XLMRListener
-from ..encoder.output import hidden_states
 from .torch_head import torch_head
 
 HEAD_WEIGHT_PREFIXES = ("classifier.",)
@@ -107,17 +105,8 @@ def _pool_forward(
             shape = hidden_states(trf_data).shape
             d_flat = model.ops.alloc2f(shape[0] * shape[1], width)
             d_flat[rows[i]] = dY[i] * (model.attrs["grad_factor"] / len(rows[i]))
-            d_trf_datas.append(
-                TransformerData(
-                    wordpieces=trf_data.wordpieces,
-                    # HF types last_hidden_state as a torch tensor; spacy-transformers
-                    # holds xp arrays there.
-                    model_output=BaseModelOutput(
-                        last_hidden_state=d_flat.reshape(shape)  # type: ignore[arg-type]
-                    ),
-                    align=trf_data.align,
-                )
-            )
+            d_hidden = model.ops.reshape3f(d_flat, *shape)
+            d_trf_datas.append(make_trf_data(trf_data.wordpieces, d_hidden, trf_data.align))
         return d_trf_datas
 
     return Y, backprop

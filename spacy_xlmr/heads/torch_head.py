@@ -10,6 +10,8 @@ from typing import Callable, Dict
 import torch
 from thinc.api import Model, PyTorchWrapper_v2
 
+from ..encoder.torch_module import torch_module
+
 
 def torch_head(name: str, dropout: float) -> Model:
     """An empty head layer; ``set_head_module`` fills it."""
@@ -63,7 +65,7 @@ def build_head_module(
 
 def get_head_module(head: Model) -> torch.nn.Module:
     """The torch module of a built head."""
-    return head.layers[0].shims[0]._model
+    return torch_module(head.layers[0])
 
 
 def load_head_state(head: Model, state: Dict[str, torch.Tensor]) -> None:

@@ -20,7 +20,7 @@ on masks drawn with a fixed seed so that evaluations are comparable.
 """
 import math
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 import numpy
 from spacy.language import Language
@@ -33,8 +33,7 @@ from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
 from .. import hf
-from ..encoder.model import get_transformer, is_loaded
-from ..encoder.listener import encoder_of
+from ..encoder.listener import XLMRListener, encoder_of
 from ..heads.masked_lm import HEAD_WEIGHT_PREFIXES, build_head_module, mask_rows, masked_lm_logits
 from .head_pipe import HeadPipe
 from .transformer import add_encoder_if_missing, listened_width
@@ -134,7 +133,7 @@ class XLMRFillMask(HeadPipe):
 
     def set_annotations(self, docs: Iterable[Doc], logits: List[Floats2d]) -> None:
         """Write the top-k predictions of every mask."""
-        tokenizer = encoder_of(self.model).attrs["tokenizer"]
+        tokenizer = encoder_of(self.model).tokenizer
         self._check_tokenizer(tokenizer)
         candidates = self._candidate_ids(tokenizer)
         for doc, doc_logits in zip(docs, logits):
@@ -264,12 +263,12 @@ class XLMRFillMask(HeadPipe):
         )
         config = hf.load_config(hf_checkpoint) if hf_checkpoint else None
         encoder = encoder_of(self.model)
-        encoder_config = get_transformer(encoder).config
+        encoder_config = encoder.config
         self.cfg["width"] = listened_width(self.model, self.name)
         self.cfg["vocab_size"] = encoder_config.vocab_size
         self.cfg["eps"] = (config or encoder_config).layer_norm_eps
-        self._check_tokenizer(encoder.attrs["tokenizer"])
-        self._candidate_ids(encoder.attrs["tokenizer"])  # check the targets now
+        self._check_tokenizer(encoder.tokenizer)
+        self._candidate_ids(encoder.tokenizer)  # check the targets now
         self._build_head()
         if hf_checkpoint is not None:
             self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
@@ -281,9 +280,9 @@ class XLMRFillMask(HeadPipe):
         """After loading, check the tokenizer of the encoder this head is
         connected to, if it is loaded already (else ``set_annotations``
         checks it)."""
-        encoder = getattr(self.model.get_ref("listener"), "encoder", None)
-        if encoder is not None and is_loaded(encoder):
-            self._check_tokenizer(encoder.attrs["tokenizer"])
+        encoder = cast(XLMRListener, self.model.get_ref("listener")).encoder
+        if encoder is not None and encoder.is_loaded:
+            self._check_tokenizer(encoder.tokenizer)
 
     def _check_tokenizer(self, tokenizer) -> None:
         """Refuse a tokenizer that would find no ``<mask>`` in the texts."""

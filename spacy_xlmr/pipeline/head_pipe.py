@@ -10,14 +10,13 @@ from spacy import util
 from spacy.language import Language
 from spacy.pipeline.trainable_pipe import TrainablePipe
 from spacy.training import Example, validate_get_examples
-from thinc.api import Model
 
 from .. import hf
+from ..encoder.interface import Encoder
 from ..encoder.listener import XLMRListener
 from ..heads.torch_head import load_head_state
 from ..storage import (
     ENCODER_DIGEST,
-    WEIGHTS_DIGEST,
     check_saved_together,
     read_cfg,
     read_component_file,
@@ -153,8 +152,8 @@ class HeadPipe(TrainablePipe):
         """Save the component to a directory, all or nothing: an interrupted
         save leaves what was at ``path`` unchanged."""
         encoder = self._listened_encoder()
-        if encoder is not None and encoder.attrs.get(WEIGHTS_DIGEST):
-            self.cfg[ENCODER_DIGEST] = encoder.attrs[WEIGHTS_DIGEST]
+        if encoder is not None and encoder.weights_digest:
+            self.cfg[ENCODER_DIGEST] = encoder.weights_digest
         with replacing_directory(path) as staging:
             super().to_disk(staging, exclude=exclude)
 
@@ -175,18 +174,19 @@ class HeadPipe(TrainablePipe):
         if "model" not in exclude:
             check_encoder_not_left_out(self.name, self.model)
         util.from_disk(path, deserialize, exclude)
-        check_saved_together(self.name, self.cfg, self._listened_encoder())
+        encoder = self._listened_encoder()
+        check_saved_together(self.name, self.cfg, encoder.weights_digest if encoder else None)
         self._check_loaded()
         return self
 
     def _check_loaded(self) -> None:
         """Hook: check a loaded component's settings against its encoder."""
 
-    def _listened_encoder(self) -> Optional[Model]:
-        """The encoder model this head's listener is connected to, if any."""
+    def _listened_encoder(self) -> Optional[Encoder]:
+        """The encoder this head's listener is connected to, if any."""
         for node in self.model.walk():
             if isinstance(node, XLMRListener):
-                return getattr(node, "encoder", None)  # set by add_listener
+                return node.encoder
         return None
 
     def _load_model(self, data: bytes) -> None:

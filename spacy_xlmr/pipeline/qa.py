@@ -30,7 +30,7 @@ answer text, not the span.
 """
 from dataclasses import dataclass
 from typing import (
-    Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union,
+    Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union, cast,
 )
 
 import numpy
@@ -43,8 +43,7 @@ from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats1d
 
 from ..encoder.alignment import trim_span
-from ..encoder.listener import encoder_of
-from ..encoder.model import check_loaded, get_transformer, is_loaded
+from ..encoder.listener import XLMRListener, encoder_of
 from ..encoder.pairs import (
     ContextPieces,
     PairWindow,
@@ -363,8 +362,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         if hf_checkpoint is not None:
             self._check_hf_head(hf_checkpoint)
         self.cfg["width"] = listened_width(self.model, self.name)
-        encoder = encoder_of(self.model)
-        check_loaded(encoder)
+        encoder_of(self.model).check_loaded()
         self._report_data_problems(get_examples, self._training_problems, report_all=False)
         self._check_settings()
         self._build_head()
@@ -389,7 +387,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         if not questions:
             return ["no questions in doc._.qa_questions (nothing to learn from)"]
         problems = set()
-        tokenizer = encoder_of(self.model).attrs["tokenizer"]
+        tokenizer = encoder_of(self.model).tokenizer
         texts = [q["question"] for q in questions]
         uncut = encode_questions(tokenizer, texts, self.max_question_len + 1)
         if any(len(ids) > self.max_question_len for ids in uncut):
@@ -479,11 +477,10 @@ class XLMRQuestionAnswerer(HeadPipe):
     def _encoder_positions(self) -> Optional[int]:
         """The most positions the loaded encoder takes (None before it is
         connected and loaded)."""
-        encoder = getattr(self.model.get_ref("listener"), "encoder", None)
-        if encoder is None or not is_loaded(encoder):
+        encoder = cast(XLMRListener, self.model.get_ref("listener")).encoder
+        if encoder is None or not encoder.is_loaded:
             return None
-        config = get_transformer(encoder).config
-        return config.max_position_embeddings - config.pad_token_id - 1
+        return encoder.max_positions
 
     def _encode(
         self, docs: Sequence[Doc], questions: Sequence[Sequence[Question]]
@@ -491,9 +488,9 @@ class XLMRQuestionAnswerer(HeadPipe):
         """The pair windows of every question, grouped by doc, and all of
         them in one list (for one batched encoder pass)."""
         encoder = encoder_of(self.model)
-        check_loaded(encoder)
+        encoder.check_loaded()
         self._check_settings()
-        tokenizer = encoder.attrs["tokenizer"]
+        tokenizer = encoder.tokenizer
         contexts = encode_contexts(tokenizer, [doc.text for doc in docs])
         question_ids = encode_questions(
             tokenizer, [q["question"] for qs in questions for q in qs], self.max_question_len

@@ -1,10 +1,13 @@
 """``xlmr_transformer``: the shared XLM-R encoder component.
 
-Runs the encoder once per doc and stores a spacy-transformers
-``TransformerData`` in ``doc._.trf_data``; every head (``xlmr_ner``, spaCy's own
-``ner``/``textcat``/``tagger`` with ``spacy-transformers.TransformerListener.v1``)
-listens to it. A drop-in for spacy-transformers' ``transformer`` whose listener
-plumbing it inherits, with exact piece alignment and windows counted in pieces.
+Runs the encoder once per doc and stores a ``TransformerData`` in
+``doc._.trf_data`` (``encoder/data.py``); every head (``xlmr_ner``, spaCy's own
+``ner``/``textcat``/``tagger`` with ``spacy-xlmr.TransformerListener.v1`` or
+spacy-transformers' listener) listens to it. A drop-in for spacy-transformers'
+``transformer``, with exact piece alignment and windows counted in pieces. It
+follows spaCy's ``Tok2Vec`` listener protocol (``listener_map``,
+``add_listener``, ``find_listeners``), which ``Language`` uses to link
+components.
 """
 import warnings
 from functools import partial
@@ -14,17 +17,16 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Un
 import srsly
 from spacy import util
 from spacy.language import Language
+from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 from spacy.vocab import Vocab
-from spacy_transformers.data_classes import TransformerData
-from spacy_transformers.layers import TransformerListener
-from spacy_transformers.pipeline_component import Transformer, install_extensions
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
+from ..encoder.data import TransformerData, hidden_states, install_extensions
+from ..encoder.interface import Encoder
 from ..encoder.listener import XLMRListener
-from ..encoder.output import hidden_states
 from ..encoder.precision import clear_inference_cache
 from ..encoder.model import (
     encoder_from_bytes,
@@ -64,8 +66,8 @@ NO_WEIGHTS = "saved_without_weights"
 # Encoder model attr: added by a head's factory (the pipeline had no encoder)
 # and not loaded since.
 ADDED_FOR_HEAD = "added_for_head"
-# Factories whose components a listener can listen to.
-ENCODER_FACTORIES = ("xlmr_transformer", "transformer")
+# Factories whose components spacy-xlmr listeners listen to.
+ENCODER_FACTORIES = ("xlmr_transformer",)
 
 
 @Language.factory(
@@ -80,13 +82,19 @@ def make_xlmr_transformer(
     return XLMRTransformer(nlp.vocab, model, name=name)
 
 
-class XLMRTransformer(Transformer):
+try:  # spacy-transformers' listener, when installed, listens here too.
+    from spacy_transformers.layers import TransformerListener
+
+    LISTENER_CLASSES: Tuple[type, ...] = (XLMRListener, TransformerListener)
+except ImportError:
+    LISTENER_CLASSES = (XLMRListener,)
+
+
+class XLMRTransformer(TrainablePipe):
     """The shared XLM-R encoder: stores ``TransformerData`` in
     ``doc._.trf_data`` and feeds its output and gradients to listeners."""
 
-    # One TransformerData per doc, where spacy-transformers' model gives a
-    # FullTransformerBatch.
-    model: Model[List[Doc], List[TransformerData]]  # type: ignore[assignment]
+    model: Model[List[Doc], List[TransformerData]]
 
     def __init__(
         self,
@@ -99,20 +107,59 @@ class XLMRTransformer(Transformer):
         self.model = model
         self.name = name
         self.cfg: Dict = {}
-        self.listener_map: Dict[str, List[TransformerListener]] = {}
+        self.listener_map: Dict[str, List[Model]] = {}
         # Factors for the gradients of listening components (by name), applied
         # before the encoder's backward pass; data-parallel training sets them.
         self.listener_gradient_scales: Dict[str, float] = {}
         self._pending_backprop: Optional[Tuple[Callable, List]] = None
         install_extensions()
 
-    def add_listener(self, listener: TransformerListener, component_name: str) -> None:
-        """Connect a downstream listener. Listeners of spacy-xlmr heads also get
-        a reference to this encoder (the fill-mask head decodes with its word
-        embeddings)."""
-        super().add_listener(listener, component_name)
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder's interface: tokenizer, width, encode functions."""
+        return Encoder(self.model)
+
+    @property
+    def listeners(self) -> List[Model]:
+        """The listeners of all downstream components."""
+        return [m for c in self.listening_components for m in self.listener_map[c]]
+
+    @property
+    def listening_components(self) -> List[str]:
+        """The names of the downstream components that listen to this one."""
+        return list(self.listener_map.keys())
+
+    def add_listener(self, listener: Model, component_name: str) -> None:
+        """Connect a downstream listener. spacy-xlmr listeners also get the
+        encoder's interface (heads that run its weights reach it so)."""
+        self.listener_map.setdefault(component_name, [])
+        if listener not in self.listener_map[component_name]:
+            self.listener_map[component_name].append(listener)
+        if self.model.has_dim("nO") and listener.has_dim("nO") is None:
+            listener.set_dim("nO", self.model.get_dim("nO"))
         if isinstance(listener, XLMRListener):
-            listener.encoder = self.model
+            listener.encoder = self.encoder
+
+    def remove_listener(self, listener: Model, component_name: str) -> bool:
+        """Disconnect a downstream listener; whether it was connected."""
+        listeners = self.listener_map.get(component_name, [])
+        if listener not in listeners:
+            return False
+        listeners.remove(listener)
+        if not listeners:
+            del self.listener_map[component_name]
+        return True
+
+    def find_listeners(self, component) -> None:
+        """Connect the listeners in ``component``'s model whose upstream is
+        this component's name or "*"."""
+        if not isinstance(getattr(component, "model", None), Model):
+            return
+        for node in component.model.walk():
+            if isinstance(node, LISTENER_CLASSES):
+                listener = cast(XLMRListener, node)
+                if listener.upstream_name in ("*", self.name):
+                    self.add_listener(listener, component.name)
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Encode a stream of docs in batches (windows are length-sorted
@@ -123,13 +170,11 @@ class XLMRTransformer(Transformer):
             self.set_annotations(batch, self.predict(batch))
             yield from batch
 
-    def predict(self, docs: Iterable[Doc]) -> List[TransformerData]:  # type: ignore[override]
+    def predict(self, docs: Iterable[Doc]) -> List[TransformerData]:
         """Encode ``docs`` without modifying them."""
         return self.model.predict(list(docs))
 
-    def set_annotations(  # type: ignore[override]
-        self, docs: Iterable[Doc], trf_datas: List[TransformerData]
-    ) -> None:
+    def set_annotations(self, docs: Iterable[Doc], trf_datas: List[TransformerData]) -> None:
         """Store each doc's encoder output in ``doc._.trf_data``."""
         for doc, trf_data in zip(docs, trf_datas):
             doc._.trf_data = trf_data
@@ -198,10 +243,13 @@ class XLMRTransformer(Transformer):
             return []
 
         self._pending_backprop = (backprop_encoder, d_hidden)
-        batch_id = TransformerListener.get_batch_id(docs)
+        batch_id = XLMRListener.get_batch_id(docs)
         for name, listener in listeners:
             scale = self.listener_gradient_scales.get(name, 1.0)
-            listener.receive(batch_id, trf_datas, partial(accumulate_gradient, scale=scale))
+            # spacy-xlmr's and spacy-transformers' listeners take the same calls.
+            cast(XLMRListener, listener).receive(
+                batch_id, trf_datas, partial(accumulate_gradient, scale=scale)
+            )
         return losses
 
     def finish_update(self, sgd: Optimizer) -> None:
@@ -335,7 +383,7 @@ def add_encoder_if_missing(nlp: Language, model: Model) -> None:
     pipeline has none yet (``nlp.add_pipe("xlmr_ner")`` just works). The
     encoder is marked as added until it is loaded: see
     ``check_encoder_not_left_out``."""
-    listens = any(isinstance(node, TransformerListener) for node in model.walk())
+    listens = any(isinstance(node, LISTENER_CLASSES) for node in model.walk())
     factories = {nlp.get_pipe_meta(name).factory for name in nlp.component_names}
     if listens and not factories.intersection(ENCODER_FACTORIES):
         encoder = nlp.add_pipe("xlmr_transformer", name="transformer", first=True)
@@ -347,10 +395,10 @@ def check_encoder_not_left_out(component: str, model: Model) -> None:
     listener is connected to an encoder that was added for it and is neither
     loaded nor initialized: the saved pipeline's encoder was left out, as
     ``spacy.load(path, exclude=["transformer"])`` does."""
-    # Listeners of spacy-xlmr heads know their encoder (XLMRTransformer.add_listener).
-    encoders = (getattr(node, "encoder", None) for node in model.walk())
+    # spacy-xlmr listeners know their encoder (XLMRTransformer.add_listener).
+    encoders = (node.encoder for node in model.walk() if isinstance(node, XLMRListener))
     if not any(
-        isinstance(encoder, Model) and encoder.attrs.get(ADDED_FOR_HEAD) and not is_loaded(encoder)
+        encoder is not None and encoder.model.attrs.get(ADDED_FOR_HEAD) and not encoder.is_loaded
         for encoder in encoders
     ):
         return
@@ -370,7 +418,7 @@ def check_encoder_not_left_out(component: str, model: Model) -> None:
 def listened_width(model: Model, component: str) -> int:
     """The width of the encoder that ``model``'s listener is connected to."""
     for node in model.walk():
-        if isinstance(node, TransformerListener) and node.has_dim("nO"):
+        if isinstance(node, LISTENER_CLASSES) and node.has_dim("nO"):
             return node.get_dim("nO")
     raise ValueError(
         f"[{component}] Can't find the width of the encoder this component "
@@ -387,7 +435,7 @@ def warn_if_other_encoder(nlp: Optional[Language], checkpoint: str, component: s
         return
     for _, proc in nlp.pipeline:
         if isinstance(proc, XLMRTransformer):
-            name = str(proc.model.attrs["name"])
+            name = proc.encoder.name
             if Path(name).expanduser().resolve() != Path(str(checkpoint)).expanduser().resolve():
                 warnings.warn(
                     f"[{component}] The head comes from '{checkpoint}' but the "

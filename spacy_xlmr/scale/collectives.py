@@ -17,6 +17,8 @@ from spacy.language import Language
 from thinc.api import Model, PyTorchShim, torch2xp, xp2torch
 from thinc.types import FloatsXd
 
+from ..encoder.torch_module import shim_module
+
 # Bucket size of the flattened collectives (PyTorch DDP's default).
 BUCKET_BYTES = 25 * 2**20
 
@@ -84,11 +86,6 @@ def _as_torch(array) -> torch.Tensor:
     return xp2torch(array)
 
 
-def _torch_module(shim: PyTorchShim) -> torch.nn.Module:
-    # thinc keeps a shim's torch module in ``_model``; it has no public accessor.
-    return shim._model
-
-
 def pipeline_weights(
     nlp: Language, *, exclude: Iterable[str] = (), trainable_only: bool = True
 ) -> List[Weight]:
@@ -111,7 +108,7 @@ def pipeline_weights(
             for shim in node.shims:
                 if not isinstance(shim, PyTorchShim):
                     continue
-                module = _torch_module(shim)
+                module = shim_module(shim)
                 tensors: List[Tuple[str, torch.Tensor]] = list(module.named_parameters())
                 if not trainable_only:
                     tensors += list(module.named_buffers())
@@ -216,7 +213,7 @@ def _mark_overflow(shim: PyTorchShim) -> None:
     scaler = shim._grad_scaler  # thinc has no public accessor
     if scaler.found_inf:
         return
-    device = next(_torch_module(shim).parameters()).device
+    device = next(shim_module(shim).parameters()).device
     scaler.unscale([torch.full((1,), float("inf"), device=device)])
 
 

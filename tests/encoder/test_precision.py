@@ -12,7 +12,6 @@ import torch
 from spacy.training import Example
 
 from spacy_xlmr.encoder import precision as encoder_precision
-from spacy_xlmr.encoder.model import get_transformer
 from spacy_xlmr.load import from_huggingface
 
 from ..conftest import make_nlp
@@ -60,7 +59,7 @@ def test_int8_copy_shares_the_fp32_tensors_and_keeps_the_original(token_classifi
     nlp = _nlp(token_classification_checkpoint, "int8")
     nlp(TEXTS[0])
     encoder = nlp.get_pipe("transformer").model
-    original = get_transformer(encoder)
+    original = nlp.get_pipe("transformer").encoder.torch_module
     quantized = encoder.attrs["int8_module"]
     assert quantized.embeddings is original.embeddings
     # No fp32 weight is duplicated: the copy's float tensors are the original's.
@@ -125,7 +124,7 @@ def test_int8_is_closer_to_fp32_than_torchs_default_quantization(
     nlp = _nlp(token_classification_checkpoint, "int8")
     ours = _hidden(nlp, TEXTS)
     encoder = nlp.get_pipe("transformer").model
-    default = copy.copy(get_transformer(encoder))
+    default = copy.copy(nlp.get_pipe("transformer").encoder.torch_module)
     default._modules = dict(default._modules)
     default._modules["encoder"] = torch.ao.quantization.quantize_dynamic(
         default.encoder, {torch.nn.Linear}, dtype=torch.qint8

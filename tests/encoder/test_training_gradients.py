@@ -5,7 +5,6 @@ import pytest
 import torch
 from thinc.api import PyTorchGradScaler
 
-from spacy_xlmr.encoder.model import get_transformer
 
 from ..conftest import make_nlp
 
@@ -41,7 +40,7 @@ def _gradients(tiny_checkpoint, *, grad_scaler=None, **encoder_config):
     else:
         nlp.initialize()
     encoder = nlp.get_pipe("transformer").model
-    transformer = get_transformer(encoder)
+    transformer = nlp.get_pipe("transformer").encoder.torch_module
     if grad_scaler is not None:
         encoder.layers[0].shims[0]._grad_scaler = grad_scaler
     for module in transformer.modules():  # no dropout, incl. SDPA attention's

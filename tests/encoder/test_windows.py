@@ -90,7 +90,7 @@ def test_windowing_only_changes_context(tiny_checkpoint):
     whole.initialize()
     a = whole(text)._.trf_data
     assert a.model_output.last_hidden_state.shape[0] == 1
-    tokenizer = whole.get_pipe("transformer").model.attrs["tokenizer"]
+    tokenizer = whole.get_pipe("transformer").encoder.tokenizer
     n_pieces = len(tokenizer.tokenize(text))
     exact = make_nlp(tiny_checkpoint, window_size=n_pieces, stride=n_pieces - 1)
     exact.initialize()
@@ -115,13 +115,12 @@ def test_gradients_through_sorted_padded_windows(tiny_checkpoint):
     split into windows and regrouped into length-sorted padded batches."""
     import torch
 
-    from spacy_xlmr.encoder.model import get_transformer
-    from spacy_xlmr.encoder.output import hidden_states
+    from spacy_xlmr.encoder.data import hidden_states
 
     nlp = make_nlp(tiny_checkpoint, window_size=8, stride=5, max_batch_pieces=24)
     nlp.initialize()
     encoder = nlp.get_pipe("transformer").model
-    transformer = get_transformer(encoder)
+    transformer = nlp.get_pipe("transformer").encoder.torch_module
     for module in transformer.modules():  # no dropout, incl. SDPA attention's
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0

@@ -10,7 +10,6 @@ import torch
 from spacy.training import Example
 
 from spacy_xlmr.encoder.alignment import tokenize_docs
-from spacy_xlmr.encoder.model import get_transformer
 from spacy_xlmr.encoder.listener import encoder_of
 from spacy_xlmr.heads.masked_lm import mask_pieces, masked_lm_logits
 from spacy_xlmr.heads.torch_head import get_head_module
@@ -76,7 +75,7 @@ def test_loss_and_gradients_equal_hf(masked_lm_checkpoint):
     nlp = from_huggingface(str(masked_lm_checkpoint), "fill-mask")
     fill_mask = nlp.get_pipe("fill_mask")
     encoder = encoder_of(fill_mask.model)
-    ours = get_transformer(encoder)
+    ours = encoder.torch_module
     for module in ours.modules():  # no dropout, to compare
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
@@ -89,7 +88,7 @@ def test_loss_and_gradients_equal_hf(masked_lm_checkpoint):
     loss, d_logits = fill_mask.get_loss([], (logits, targets))
     backprop(d_logits)
 
-    tokenizer = encoder.attrs["tokenizer"]
+    tokenizer = encoder.tokenizer
     special = set(tokenizer.all_special_ids)
     replacement_ids = numpy.array([i for i in range(len(tokenizer)) if i not in special])
     rng = numpy.random.default_rng(7)
@@ -140,7 +139,7 @@ def adapted_nlp(tiny_checkpoint):
     dev = _examples(nlp, _lines(ROOT / "data" / "text-dev", 10))
     optimizer = nlp.initialize(lambda: train)
     before = nlp.get_pipe("fill_mask").score(dev)
-    transformer = get_transformer(nlp.get_pipe("transformer").model)
+    transformer = nlp.get_pipe("transformer").encoder.torch_module
     initial_embeddings = transformer.embeddings.word_embeddings.weight.detach().clone()
     losses = []
     with count_encoder_calls(nlp) as calls:
@@ -168,7 +167,7 @@ def test_training_adapts_the_shared_encoder_without_an_unmasked_pass(adapted_nlp
     pipeline whose only head is the masked LM, yet its weights are trained."""
     info = adapted_nlp._test_info
     assert info["encoder_calls"] == []
-    transformer = get_transformer(adapted_nlp.get_pipe("transformer").model)
+    transformer = adapted_nlp.get_pipe("transformer").encoder.torch_module
     embeddings = transformer.embeddings.word_embeddings.weight
     assert not torch.equal(embeddings.detach(), info["initial_embeddings"])
 
@@ -209,8 +208,8 @@ def test_adapted_encoder_can_be_sourced_by_ner(adapted_nlp):
     doc = nlp.make_doc("Lisboa é a capital de Portugal.")
     examples = [Example.from_dict(doc, {"entities": ["U-LOC", "O", "O", "O", "O", "U-LOC", "O"]})]
     optimizer = nlp.initialize(lambda: examples)
-    adapted = get_transformer(adapted_nlp.get_pipe("transformer").model).state_dict()
-    sourced = get_transformer(nlp.get_pipe("transformer").model).state_dict()
+    adapted = adapted_nlp.get_pipe("transformer").encoder.torch_module.state_dict()
+    sourced = nlp.get_pipe("transformer").encoder.torch_module.state_dict()
     assert adapted.keys() == sourced.keys()
     assert all(torch.equal(adapted[k], sourced[k]) for k in adapted)
     losses = [nlp.update(examples, sgd=optimizer)["ner"] for _ in range(10)]

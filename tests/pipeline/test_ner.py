@@ -236,13 +236,12 @@ def test_replace_listeners_is_refused_clearly(trained_nlp):
 
 
 def test_encoder_learns_when_the_last_listener_is_excluded(tiny_checkpoint, pt_examples):
-    from spacy_xlmr.encoder.model import get_transformer
 
     nlp = make_nlp(tiny_checkpoint)
     nlp.add_pipe("xlmr_ner", name="ner_a")
     nlp.add_pipe("xlmr_ner", name="ner_b")
     optimizer = nlp.initialize(lambda: pt_examples[:8])
-    weight = get_transformer(nlp.get_pipe("transformer").model).embeddings.word_embeddings.weight
+    weight = nlp.get_pipe("transformer").encoder.torch_module.embeddings.word_embeddings.weight
     before = weight.detach().clone()
     # nlp.update steps the encoder before the heads backprop, so a batch's
     # gradient is applied at the next update (as in spacy-transformers).

@@ -7,7 +7,6 @@ import torch
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_xlmr.encoder.model import get_transformer
 from spacy_xlmr.heads.torch_head import get_head_module
 
 from spacy_xlmr.load import from_huggingface
@@ -58,7 +57,7 @@ def _has_lone_metaspace(tokenizer, text):
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_piece_logits_equal_hf(imported_nlp, hf_model, text):
-    tokenizer = imported_nlp.get_pipe("transformer").model.attrs["tokenizer"]
+    tokenizer = imported_nlp.get_pipe("transformer").encoder.tokenizer
     inputs = tokenizer(text, return_tensors="pt")
     with torch.no_grad():
         expected = hf_model(**inputs).logits[0].numpy()
@@ -72,7 +71,7 @@ def test_piece_logits_equal_hf(imported_nlp, hf_model, text):
 
 
 def test_encoder_weights_are_the_checkpoints(imported_nlp, hf_model):
-    ours = get_transformer(imported_nlp.get_pipe("transformer").model).state_dict()
+    ours = imported_nlp.get_pipe("transformer").encoder.torch_module.state_dict()
     theirs = hf_model.roberta.state_dict()
     assert set(ours) == set(theirs)
     for key, value in ours.items():
@@ -98,7 +97,7 @@ def test_entities_equal_hf_pipeline(imported_nlp, token_classification_checkpoin
         while text[start].isspace():
             start += 1
         expected.append((entity["entity_group"], start, end, entity["score"]))
-    tokenizer = imported_nlp.get_pipe("transformer").model.attrs["tokenizer"]
+    tokenizer = imported_nlp.get_pipe("transformer").encoder.tokenizer
     assert not _has_lone_metaspace(tokenizer, text)
     doc = imported_nlp(_whitespace_doc(imported_nlp, text))
     ours = [(e.label_, e.start_char, e.end_char, e._.ent_score) for e in doc.ents]
@@ -117,7 +116,7 @@ def test_lone_metaspace_pieces_are_where_hf_differs(imported_nlp, token_classifi
     from transformers import pipeline
 
     text = "Maria Silva mora em Lisboa e trabalha para a Google em Madrid"
-    tokenizer = imported_nlp.get_pipe("transformer").model.attrs["tokenizer"]
+    tokenizer = imported_nlp.get_pipe("transformer").encoder.tokenizer
     assert _has_lone_metaspace(tokenizer, text)
     hf_pipe = pipeline(
         "token-classification", model=str(token_classification_checkpoint),
@@ -234,7 +233,7 @@ def test_words_hf_splits_are_where_hf_differs(token_classification_checkpoint):
         str(token_classification_checkpoint), "token-classification",
         config={"decoder": "greedy"},
     )
-    tokenizer = nlp.get_pipe("transformer").model.attrs["tokenizer"]
+    tokenizer = nlp.get_pipe("transformer").encoder.tokenizer
     n_split = {"unk": 0, "nfkc": 0}
     for text in SPLIT_TEXTS:
         word_starts = _hf_word_starts(tokenizer, text)

@@ -44,7 +44,7 @@ def test_logits_equal_hf(imported, text):
 
     checkpoint, nlp = imported
     hf_model = XLMRobertaForSequenceClassification.from_pretrained(checkpoint).eval()
-    tokenizer = nlp.get_pipe("transformer").model.attrs["tokenizer"]
+    tokenizer = nlp.get_pipe("transformer").encoder.tokenizer
     with torch.no_grad():
         expected = hf_model(**tokenizer(text, return_tensors="pt")).logits[0].numpy()
     textcat = nlp.get_pipe("textcat")
