@@ -5,10 +5,18 @@ that a hub name and a local directory behave the same, errors are the same
 everywhere, and loading is safe: weights are read with safetensors (or with
 ``torch.load(weights_only=True)`` inside ``transformers`` for ``.bin`` files)
 and ``trust_remote_code`` is never enabled.
+
+It works on the transformers 4.53 line and on 5.x: loading prints nothing
+on either (``quiet_transformers``), a tokenizer without a vocabulary is
+refused on both, and ``save_tokenizer`` writes a ``tokenizer_config.json``
+that both lines read.
 """
+import json
 import pickle
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 
@@ -71,12 +79,54 @@ def _unsafe_pickle_error(name: PathOrName) -> CheckpointError:
     )
 
 
+_quiet_lock = threading.Lock()
+_quiet_users = 0
+_loud_settings: Tuple[int, Any] = (0, None)
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Hide what ``transformers`` prints while loading and saving (5.x: a
+    progress bar and a load report on every ``from_pretrained``, a progress
+    bar on every ``save_pretrained``; 4.53: warnings about unused or missing
+    weights), as spacy-xlmr checks the weights itself. Errors are still
+    logged. The user's verbosity (and, on 5.x, tqdm hook) are restored when
+    the last thread inside leaves."""
+    global _quiet_users, _loud_settings
+    from transformers.utils import logging as hf_logging
+
+    with _quiet_lock:
+        if _quiet_users == 0:
+            previous_hook = None
+            if hasattr(hf_logging, "set_tqdm_hook"):  # 5.x: silence its own bars only
+                previous_hook = hf_logging.set_tqdm_hook(_silent_tqdm)
+            _loud_settings = (hf_logging.get_verbosity(), previous_hook)
+            hf_logging.set_verbosity_error()
+        _quiet_users += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_users -= 1
+            if _quiet_users == 0:
+                verbosity, previous_hook = _loud_settings
+                hf_logging.set_verbosity(verbosity)
+                if hasattr(hf_logging, "set_tqdm_hook"):
+                    hf_logging.set_tqdm_hook(previous_hook)
+
+
+def _silent_tqdm(factory: Any, args: tuple, kwargs: dict) -> Any:
+    """A ``transformers`` 5.x tqdm hook: the bar it would create, disabled."""
+    return factory(*args, **{**kwargs, "disable": True})
+
+
 def load_config(name: PathOrName):
     """Load and check the ``XLMRobertaConfig`` of a hub name or directory."""
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(str(name), trust_remote_code=False)
+        with quiet_transformers():
+            config = AutoConfig.from_pretrained(str(name), trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise _not_found(name, err) from err
     if config.model_type not in SUPPORTED_MODEL_TYPES:
@@ -89,14 +139,25 @@ def load_config(name: PathOrName):
     return config
 
 
+# The files that hold an XLM-R tokenizer's vocabulary, either of which will do.
+VOCABULARY_FILES = ("tokenizer.json", "sentencepiece.bpe.model")
+
+
 def load_tokenizer(name: PathOrName):
-    """Load the fast (Rust) XLM-R tokenizer, which gives character offsets."""
+    """Load the fast (Rust) XLM-R tokenizer, which gives character offsets.
+    A checkpoint without a vocabulary is refused (transformers 5.x would build
+    a tokenizer of the special tokens alone from ``tokenizer_config.json``,
+    which encodes every word as ``<unk>``)."""
     from transformers import AutoTokenizer
 
+    directory = Path(str(name)).expanduser()
+    if directory.is_dir() and not any((directory / f).is_file() for f in VOCABULARY_FILES):
+        raise _no_vocabulary(name, f"the directory has neither {' nor '.join(VOCABULARY_FILES)}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            str(name), use_fast=True, trust_remote_code=False
-        )
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(
+                str(name), use_fast=True, trust_remote_code=False
+            )
     except (OSError, ValueError) as err:
         raise _not_found(name, err) from err
     if not tokenizer.is_fast:
@@ -105,7 +166,63 @@ def load_tokenizer(name: PathOrName):
             "Install `sentencepiece` and `protobuf`, or save the checkpoint "
             "with a tokenizer.json."
         )
+    if set(tokenizer.get_vocab()) <= set(tokenizer.all_special_tokens):
+        raise _no_vocabulary(
+            name, f"its tokenizer has only the {len(tokenizer)} special tokens "
+            f"(no {' or '.join(VOCABULARY_FILES)})"
+        )
     return tokenizer
+
+
+def _no_vocabulary(name: PathOrName, what: str) -> CheckpointError:
+    """The error for a checkpoint whose tokenizer has no vocabulary."""
+    return CheckpointError(
+        f"'{name}' has no tokenizer vocabulary: {what}. Without one, every "
+        f"word would be encoded as <unk>. Add {' or '.join(VOCABULARY_FILES)} "
+        "of the model it was trained from (e.g. save its tokenizer there with "
+        "save_pretrained)."
+    )
+
+
+# The named special tokens of a tokenizer_config.json.
+SPECIAL_TOKEN_KEYS = (
+    "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
+)
+
+
+def save_tokenizer(tokenizer, path: PathOrName) -> Tuple[str, ...]:
+    """Save ``tokenizer`` with ``save_pretrained`` to the directory ``path``,
+    with a ``tokenizer_config.json`` that transformers 4.53 and 5.x both read:
+    5.x writes ``extra_special_tokens`` as a list, which 4.53 reads as a
+    mapping (and fails); its tokens other than the named special tokens are
+    written as ``additional_special_tokens``, which both lines read.
+
+    RETURNS (Tuple[str, ...]): the files written, as ``save_pretrained``'s.
+    """
+    with quiet_transformers():
+        files = tuple(tokenizer.save_pretrained(str(path)))
+    config_path = Path(str(path)) / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf8"))
+    extra = config.get("extra_special_tokens")
+    if not isinstance(extra, list):
+        return files
+    named = {_token_text(config.get(key)) for key in SPECIAL_TOKEN_KEYS}
+    additional = [token for token in extra if _token_text(token) not in named]
+    del config["extra_special_tokens"]
+    if additional:
+        config["additional_special_tokens"] = additional
+    # As save_pretrained writes it.
+    text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    config_path.write_text(text, encoding="utf8")
+    return files
+
+
+def _token_text(token: Any) -> Optional[str]:
+    """The text of a token as ``tokenizer_config.json`` writes it (a string or
+    a serialised ``AddedToken``)."""
+    if isinstance(token, dict):
+        return token.get("content")
+    return None if token is None else str(token)
 
 
 # Weights of a checkpoint that the encoder leaves out on purpose: task heads
@@ -124,11 +241,12 @@ def load_encoder(name: PathOrName, config=None, *, strict: bool = True):
 
     config = config if config is not None else load_config(name)
     try:
-        transformer, info = XLMRobertaModel.from_pretrained(
-            str(name), config=config, add_pooling_layer=False,
-            trust_remote_code=False, attn_implementation="sdpa",
-            output_loading_info=True,
-        )
+        with quiet_transformers():
+            transformer, info = XLMRobertaModel.from_pretrained(
+                str(name), config=config, add_pooling_layer=False,
+                trust_remote_code=False, attn_implementation="sdpa",
+                output_loading_info=True,
+            )
     except (OSError, ValueError) as err:
         raise _not_found(name, err) from err
     except Exception as err:  # e.g. safetensors' error for a damaged file
