@@ -13,14 +13,14 @@ import io
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterable, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Union
 
 if TYPE_CHECKING:
     import torch
 
 # Sizes of the architectures this module can build. "base" matches
 # xlm-roberta-base except for the vocabulary, which is trained on shipped text.
-SIZES: Dict[str, Dict[str, int]] = {
+SIZES: Dict[str, Dict[str, Any]] = {
     "tiny": dict(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=128,

@@ -16,7 +16,7 @@ import pickle
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union, cast
 
 import torch
 
@@ -242,11 +242,13 @@ def load_encoder(name: PathOrName, config=None, *, strict: bool = True):
     config = config if config is not None else load_config(name)
     try:
         with quiet_transformers():
-            transformer, info = XLMRobertaModel.from_pretrained(
+            loaded = XLMRobertaModel.from_pretrained(
                 str(name), config=config, add_pooling_layer=False,
                 trust_remote_code=False, attn_implementation="sdpa",
                 output_loading_info=True,
             )
+        # transformers 5 types from_pretrained as returning the model alone.
+        transformer, info = cast(Tuple[Any, Dict[str, List[str]]], loaded)
     except (OSError, ValueError) as err:
         raise _not_found(name, err) from err
     except Exception as err:  # e.g. safetensors' error for a damaged file

@@ -255,8 +255,9 @@ def save_encoder(model: EncoderModel, path: Path) -> None:
     """Write the encoder as a Hugging Face directory (safetensors weights)."""
     check_loaded(model)
     path.mkdir(parents=True, exist_ok=True)
-    get_transformer(model).save_pretrained(path, safe_serialization=True)
-    model.attrs["tokenizer"].save_pretrained(path)
+    with hf.quiet_transformers():
+        get_transformer(model).save_pretrained(path, safe_serialization=True)
+    hf.save_tokenizer(model.attrs["tokenizer"], path)
 
 
 def encoder_to_bytes(model: EncoderModel) -> Dict[str, bytes]:

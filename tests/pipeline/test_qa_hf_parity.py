@@ -1,7 +1,15 @@
 """xlmr_qa with an imported XLMRobertaForQuestionAnswering gives the HF
 question-answering pipeline's answers: same windows and logits (1e-4), same
 answer texts and offsets, scores within 1e-4, on XQuAD in six languages and
-SQuAD 2.0, with contexts cut into several windows."""
+SQuAD 2.0, with contexts cut into several windows.
+
+transformers 5 removed the question-answering pipeline: there the tests that
+need it skip, and the windows and logits are still compared with
+``XLMRobertaForQuestionAnswering``. Measured against answers recorded from
+the 4.53 pipeline, 5.x's tokenizer offsets (no leading space in a piece's
+offsets; a lone "▁" takes the next character's) move answer boundaries by
+one character and, in 3 of 22 cases, change which low-ranked candidates are
+kept (docs/transformers-5.md)."""
 import json
 from pathlib import Path
 
@@ -32,6 +40,13 @@ def _paragraphs(path):
 @pytest.fixture(scope="module")
 def hf_pipe(question_answering_checkpoint):
     from transformers import pipeline
+    from transformers.pipelines import SUPPORTED_TASKS
+
+    if "question-answering" not in SUPPORTED_TASKS:
+        pytest.skip(
+            "this transformers (5.x) has no question-answering pipeline; the "
+            "logits are compared with XLMRobertaForQuestionAnswering below"
+        )
 
     return pipeline("question-answering", model=str(question_answering_checkpoint), device="cpu")
 

@@ -1,6 +1,7 @@
 """The Annotator as the function of Spark's mapInPandas (local[2], bound to
 127.0.0.1): the same rows as the Annotator on the same pandas batch."""
 import shutil
+import sys
 
 import pytest
 
@@ -17,10 +18,13 @@ pytestmark = [
 
 
 def test_map_in_pandas_in_spark_gives_the_annotators_rows(
-    token_classification_checkpoint, tmp_path
+    token_classification_checkpoint, tmp_path, monkeypatch
 ):
     import pandas
     from pyspark.sql import SparkSession
+
+    # The workers run this Python (Spark's default: the first python3 on PATH).
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
 
     pipeline = str(save_ner_pipeline(token_classification_checkpoint, tmp_path / "ner"))
     texts = shipped_sentences(40)
