@@ -6,6 +6,7 @@ from typing import Iterator, List
 import pytest
 import spacy
 import torch
+from thinc.api import Model
 
 from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
 
@@ -53,20 +54,24 @@ def token_classification_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
 
 @contextmanager
 def count_encoder_calls(nlp) -> Iterator[List[int]]:
-    """Record the number of docs of every forward pass of the encoder."""
+    """Record the number of docs of every forward pass of ``nlp``'s encoder
+    model (its ``predict`` and ``begin_update``, through which the component
+    runs it)."""
     encoder = nlp.get_pipe("transformer").model
     calls: List[int] = []
-    original = encoder._func
 
-    def counting_forward(model, docs, is_train):
-        calls.append(len(docs))
-        return original(model, docs, is_train)
+    def counting(method):
+        def run(model, docs):
+            if model is encoder:
+                calls.append(len(docs))
+            return method(model, docs)
 
-    encoder._func = counting_forward
-    try:
+        return run
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("predict", "begin_update"):
+            patch.setattr(Model, name, counting(getattr(Model, name)))
         yield calls
-    finally:
-        encoder._func = original
 
 
 def make_nlp(checkpoint: Path, *, lang: str = "xx", **encoder_config):

@@ -60,7 +60,7 @@ def check_precision(precision: str) -> None:
 def predict_hidden(model: Model, input_ids: numpy.ndarray, mask: numpy.ndarray) -> Floats3d:
     """The last hidden states of a padded batch (2-D int arrays of ids and
     attention mask), for prediction."""
-    module = _inference_module(model)
+    module = inference_module(model)
     device = next(module.parameters()).device
     with torch.inference_mode(), _autocast(model, device):
         output = module(
@@ -88,19 +88,22 @@ def _autocast(model: Model, device: torch.device) -> ContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def _inference_module(model: Model) -> torch.nn.Module:
+def inference_module(model: Model) -> torch.nn.Module:
+    """The torch module the encoder predicts with: its transformer, or for
+    ``int8`` the quantized copy (made by ``quantize_int8`` at the first
+    prediction after the weights change)."""
     transformer = torch_module(model.layers[0])
     transformer.eval()
     if model.attrs["inference_precision"] != "int8":
         return transformer
     quantized = model.attrs.get(_INT8_MODULE)
     if quantized is None:
-        quantized = _quantize_int8(transformer)
+        quantized = quantize_int8(transformer)
         model.attrs[_INT8_MODULE] = quantized
     return quantized
 
 
-def _quantize_int8(transformer: torch.nn.Module) -> torch.nn.Module:
+def quantize_int8(transformer: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``transformer`` whose layer stack has int8 Linear layers;
     every other tensor (embeddings, LayerNorms, biases of the unquantized
     parts) is the original's, so the copy adds only the int8 weights."""

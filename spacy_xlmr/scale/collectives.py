@@ -17,7 +17,7 @@ from spacy.language import Language
 from thinc.api import Model, PyTorchShim, torch2xp, xp2torch
 from thinc.types import FloatsXd
 
-from ..encoder.torch_module import shim_module
+from ..encoder.torch_module import shim_grad_scaler, shim_module
 
 # Bucket size of the flattened collectives (PyTorch DDP's default).
 BUCKET_BYTES = 25 * 2**20
@@ -210,7 +210,7 @@ def _mark_overflow(shim: PyTorchShim) -> None:
     of a rank whose own gradients overflowed does (all ranks keep one
     scale). Unscaling a non-finite value is the scaler's public way to
     record an overflow."""
-    scaler = shim._grad_scaler  # thinc has no public accessor
+    scaler = shim_grad_scaler(shim)
     if scaler.found_inf:
         return
     device = next(shim_module(shim).parameters()).device

@@ -58,9 +58,8 @@ def test_reduced_precision_is_close_not_equal(
 def test_int8_copy_shares_the_fp32_tensors_and_keeps_the_original(token_classification_checkpoint):
     nlp = _nlp(token_classification_checkpoint, "int8")
     nlp(TEXTS[0])
-    encoder = nlp.get_pipe("transformer").model
     original = nlp.get_pipe("transformer").encoder.torch_module
-    quantized = encoder.attrs["int8_module"]
+    quantized = encoder_precision.inference_module(nlp.get_pipe("transformer").model)
     assert quantized.embeddings is original.embeddings
     # No fp32 weight is duplicated: the copy's float tensors are the original's.
     original_tensors = {id(t) for t in itertools.chain(original.parameters(), original.buffers())}
@@ -123,13 +122,17 @@ def test_int8_is_closer_to_fp32_than_torchs_default_quantization(
     monkeypatch.setattr(encoder_precision, "_int8_full_range", lambda: full_range)
     nlp = _nlp(token_classification_checkpoint, "int8")
     ours = _hidden(nlp, TEXTS)
-    encoder = nlp.get_pipe("transformer").model
-    default = copy.copy(nlp.get_pipe("transformer").encoder.torch_module)
-    default._modules = dict(default._modules)
-    default._modules["encoder"] = torch.ao.quantization.quantize_dynamic(
-        default.encoder, {torch.nn.Linear}, dtype=torch.qint8
-    )
-    encoder.attrs["int8_module"] = default
+
+    def torch_defaults(transformer):
+        quantized = copy.copy(transformer)
+        quantized._modules = dict(quantized._modules)
+        quantized._modules["encoder"] = torch.ao.quantization.quantize_dynamic(
+            transformer.encoder, {torch.nn.Linear}, dtype=torch.qint8
+        )
+        return quantized
+
+    monkeypatch.setattr(encoder_precision, "quantize_int8", torch_defaults)
+    encoder_precision.clear_inference_cache(nlp.get_pipe("transformer").model)
     torch_default = _hidden(nlp, TEXTS)
 
     def deviation(hidden):

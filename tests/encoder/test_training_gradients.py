@@ -5,6 +5,8 @@ import pytest
 import torch
 from thinc.api import PyTorchGradScaler
 
+from spacy_xlmr.encoder import model as encoder_model
+
 
 from ..conftest import make_nlp
 
@@ -30,7 +32,9 @@ class CPUGradScaler(PyTorchGradScaler):
         return self._found_inf
 
 
-def _gradients(tiny_checkpoint, *, grad_scaler=None, **encoder_config):
+def _gradients(tiny_checkpoint, monkeypatch, *, grad_scaler=None, **encoder_config):
+    if grad_scaler is not None:  # the scaler the encoder's builder makes
+        monkeypatch.setattr(encoder_model, "PyTorchGradScaler", lambda **_: grad_scaler)
     nlp = make_nlp(
         tiny_checkpoint, window_size=8, stride=5, max_batch_pieces=24, **encoder_config
     )
@@ -41,8 +45,6 @@ def _gradients(tiny_checkpoint, *, grad_scaler=None, **encoder_config):
         nlp.initialize()
     encoder = nlp.get_pipe("transformer").model
     transformer = nlp.get_pipe("transformer").encoder.torch_module
-    if grad_scaler is not None:
-        encoder.layers[0].shims[0]._grad_scaler = grad_scaler
     for module in transformer.modules():  # no dropout, incl. SDPA attention's
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
@@ -61,9 +63,13 @@ def _gradients(tiny_checkpoint, *, grad_scaler=None, **encoder_config):
     return transformer, outputs, grads
 
 
-def test_gradient_checkpointing_gives_the_same_outputs_and_gradients(tiny_checkpoint):
-    plain, plain_outputs, plain_grads = _gradients(tiny_checkpoint)
-    checkpointed, outputs, grads = _gradients(tiny_checkpoint, gradient_checkpointing=True)
+def test_gradient_checkpointing_gives_the_same_outputs_and_gradients(
+    tiny_checkpoint, monkeypatch
+):
+    plain, plain_outputs, plain_grads = _gradients(tiny_checkpoint, monkeypatch)
+    checkpointed, outputs, grads = _gradients(
+        tiny_checkpoint, monkeypatch, gradient_checkpointing=True
+    )
     assert not plain.is_gradient_checkpointing
     assert checkpointed.is_gradient_checkpointing
     for a, b in zip(plain_outputs, outputs):
@@ -73,14 +79,16 @@ def test_gradient_checkpointing_gives_the_same_outputs_and_gradients(tiny_checkp
         torch.testing.assert_close(grad, plain_grads[name], atol=1e-6, rtol=1e-5)
 
 
-def test_loss_scaling_unscales_each_gradient_once(tiny_checkpoint):
+def test_loss_scaling_unscales_each_gradient_once(tiny_checkpoint, monkeypatch):
     """With mixed precision, the windows of an update are several backward
     passes (one per length batch) before one optimizer step; every gradient
     must be unscaled exactly once. (On CPU the encoder turns mixed precision
-    off, with a warning; the scaler is put back in by hand.)"""
-    _, plain_outputs, plain_grads = _gradients(tiny_checkpoint)
+    off, with a warning; the test gives it a CPU scaler.)"""
+    _, plain_outputs, plain_grads = _gradients(tiny_checkpoint, monkeypatch)
     scaler = CPUGradScaler(1024.0)
-    _, outputs, grads = _gradients(tiny_checkpoint, grad_scaler=scaler, mixed_precision=True)
+    _, outputs, grads = _gradients(
+        tiny_checkpoint, monkeypatch, grad_scaler=scaler, mixed_precision=True
+    )
     assert scaler.backward_passes > 1 and not scaler.found_inf
     for a, b in zip(plain_outputs, outputs):
         numpy.testing.assert_allclose(a, b, atol=1e-6)

@@ -35,7 +35,8 @@ def run_rank(rank: int, port: int, results: Dict) -> None:
 def check_collectives(rank: int) -> Dict:
     torch.manual_seed(rank)  # different weights on each rank before the broadcast
     module = torch.nn.Linear(3, 2)
-    shim = PyTorchShim(module, grad_scaler=PyTorchGradScaler(enabled=True))
+    scaler = PyTorchGradScaler(enabled=True)
+    shim = PyTorchShim(module, grad_scaler=scaler)
     spacy_layer = Linear(2, 3)
     spacy_layer.initialize()
     weights = [
@@ -56,12 +57,12 @@ def check_collectives(rank: int) -> Dict:
     out.update(
         weight_grad=module.weight.grad.clone(), bias_grad=module.bias.grad.clone(),
         W_grad=spacy_layer.get_grad("W").copy(), b_has_grad=spacy_layer.has_grad("b"),
-        found_inf=shim._grad_scaler.found_inf,
+        found_inf=scaler.found_inf,
     )
     # An overflow on rank 1 only: both ranks skip the step.
     module.weight.grad.fill_(float("inf") if rank == 1 else 1.0)
     average_gradients(weights, CPU)
-    out["found_inf_after_overflow"] = shim._grad_scaler.found_inf
+    out["found_inf_after_overflow"] = scaler.found_inf
     out["scores"] = broadcast_json({"ents_f": 0.5 + rank} if rank == 0 else None, CPU)
     try:
         check_same_on_all_ranks("configs", {"seed": rank}, CPU, "Use one config.")
