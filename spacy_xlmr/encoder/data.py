@@ -8,6 +8,13 @@ with the same attribute surface: ``wordpieces`` (the windows' pieces),
 ``model_output`` (HF's ``BaseModelOutput`` with ``last_hidden_state``, an xp
 array of shape ``(windows, seq_len, width)``), ``align`` (token → rows of the
 flattened hidden states), ``tensors`` and ``width``.
+
+Every encoder component writes its output to ``doc._.trf_data``, as
+spacy-transformers' ``transformer`` does: with several encoders, it holds the
+output of the last one that ran (while the pipeline runs, the nearest one
+before the component reading it). The outputs of the others stay on the doc,
+by encoder name, in ``doc._.xlmr_other_trf_data``; ``get_trf_data`` reads any
+encoder's output.
 """
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, cast
@@ -21,6 +28,10 @@ from transformers.utils import ModelOutput
 
 # The Doc extension that holds each doc's encoder output.
 TRF_DATA = "trf_data"
+# The name of the encoder component whose output is in doc._.trf_data, and
+# the outputs of the pipeline's other encoders (name -> TransformerData).
+TRF_DATA_ENCODER = "xlmr_trf_data_encoder"
+OTHER_TRF_DATA = "xlmr_other_trf_data"
 
 
 @dataclass
@@ -120,10 +131,54 @@ except ImportError:  # spacy-transformers isn't installed (or can't run here)
 SPACY_TRANSFORMERS = TransformerData is not XLMRTransformerData
 
 
+@dataclass
+class TransformerDataBatch:
+    """A batch's encoder output as ``set_extra_annotations`` callbacks get it:
+    ``doc_data`` is each doc's ``TransformerData``, as in spacy-transformers'
+    ``FullTransformerBatch``."""
+
+    doc_data: List[TransformerData]
+
+
 def install_extensions() -> None:
-    """Add ``doc._.trf_data`` (spacy-transformers adds the same one)."""
+    """Add ``doc._.trf_data`` (spacy-transformers adds the same one) and the
+    extensions that keep the outputs of several encoders apart."""
+    for name in (TRF_DATA, TRF_DATA_ENCODER, OTHER_TRF_DATA):
+        if not Doc.has_extension(name):
+            Doc.set_extension(name, default=None)
+
+
+def set_trf_data(doc: Doc, encoder: str, trf_data: TransformerData) -> None:
+    """Store the output of the encoder component named ``encoder`` in
+    ``doc._.trf_data``; the output of another encoder that was there moves to
+    ``doc._.xlmr_other_trf_data``."""
+    holder = doc._.get(TRF_DATA_ENCODER)
+    others = dict(doc._.get(OTHER_TRF_DATA) or {})
+    if holder not in (None, encoder) and doc._.get(TRF_DATA) is not None:
+        others[holder] = doc._.get(TRF_DATA)
+    others.pop(encoder, None)
+    doc._.set(OTHER_TRF_DATA, others or None)
+    doc._.set(TRF_DATA_ENCODER, encoder)
+    doc._.set(TRF_DATA, trf_data)
+
+
+def get_trf_data(doc: Doc, encoder: Optional[str]) -> Optional[TransformerData]:
+    """The output of the encoder component named ``encoder`` for ``doc``, or
+    None if it hasn't run on it. ``doc._.trf_data`` when no encoder is named
+    or when no encoder component set it (set by other code)."""
     if not Doc.has_extension(TRF_DATA):
-        Doc.set_extension(TRF_DATA, default=None)
+        return None
+    holder = doc._.get(TRF_DATA_ENCODER)
+    if encoder is None or holder in (None, encoder):
+        return doc._.get(TRF_DATA)
+    return (doc._.get(OTHER_TRF_DATA) or {}).get(encoder)
+
+
+def encoders_that_ran(doc: Doc) -> List[str]:
+    """The names of the encoder components whose output ``doc`` holds."""
+    if not Doc.has_extension(TRF_DATA_ENCODER) or doc._.get(TRF_DATA_ENCODER) is None:
+        return []
+    return [doc._.get(TRF_DATA_ENCODER), *(doc._.get(OTHER_TRF_DATA) or {})]
 
 
 def make_trf_data(

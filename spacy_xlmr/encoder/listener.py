@@ -1,9 +1,10 @@
 """How components read the shared encoder: the listener and piece pooling.
 
 ``XLMRListener`` receives the encoder component's output during training
-(``receive``) and reads ``doc._.trf_data`` at prediction time, like spaCy's
-``Tok2VecListener``. When a doc has no ``doc._.trf_data`` it raises an error
-naming the fix instead of returning zeros, except for the sample docs that
+(``receive``) and reads its output on the doc at prediction time
+(``doc._.trf_data``, or ``data.get_trf_data`` in a pipeline with several
+encoders), like spaCy's ``Tok2VecListener``. When a doc has no such output it
+raises an error naming the fix instead of returning zeros, except for the sample docs that
 spaCy's own components run their model on while they initialize (before the
 encoder has seen them): those get zeros, as with spaCy's ``Tok2VecListener``.
 It also carries the ``Encoder``
@@ -32,9 +33,10 @@ from thinc.types import Floats2d, Ints1d, Ragged
 
 from .data import (
     SPACY_TRANSFORMERS,
-    TRF_DATA,
     TransformerData,
     WordpieceBatch,
+    encoders_that_ran,
+    get_trf_data,
     has_hidden_states,
     hidden_states,
     make_trf_data,
@@ -52,7 +54,8 @@ class XLMRListener(Model):
     name = "xlmr-listener"
 
     def __init__(self, upstream_name: str = "*", *, wants_training_output: bool = True) -> None:
-        """upstream_name (str): the encoder component's name, or "*" for any.
+        """upstream_name (str): the encoder component's name, or "*" for the
+            nearest one before the listening component.
         wants_training_output (bool): False for heads that don't train on the
             encoder's output of the text (the masked-LM and QA heads encode
             masked pieces / question-context pairs themselves): the encoder
@@ -63,6 +66,7 @@ class XLMRListener(Model):
         self.wants_training_output = wants_training_output
         # Set by the encoder component when it links its listeners.
         self.encoder: Optional[Encoder] = None
+        self.encoder_name: Optional[str] = None
         self._batch_id: Optional[int] = None
         self._outputs: Optional[List[TransformerData]] = None
         self._backprop: Optional[Callable] = None
@@ -116,14 +120,17 @@ def _listener_forward(
     samples = samples and model.get_batch_id(docs) == model._sample_batch_id
     outputs = []
     for doc in docs:
-        trf_data = doc._.get(TRF_DATA) if Doc.has_extension(TRF_DATA) else None
+        trf_data = get_trf_data(doc, model.encoder_name)
         if trf_data is None and samples:
             trf_data = _zeros(model, doc)
         if trf_data is None:
+            name = model.encoder_name or "transformer"
+            ran = encoders_that_ran(doc)
+            found = f"only encoders {ran} ran on it" if ran else "doc._.trf_data is None"
             raise ValueError(
-                "A component listening to the XLM-R encoder got a doc without "
-                "encoder output (doc._.trf_data is None). Run the encoder "
-                "first: keep 'transformer' in the pipeline and enabled "
+                f"A component listening to the XLM-R encoder '{name}' got a doc "
+                f"without its output ({found}). Run the encoder first: keep "
+                f"'{name}' in the pipeline and enabled "
                 "(spacy.load(..., disable=[...]) or exclude=[...] must not name "
                 "it), or add it with "
                 'nlp.add_pipe("xlmr_transformer", name="transformer", first=True). '
@@ -201,7 +208,8 @@ def build_listener(
     """Token vectors from the pipeline's encoder, pooled over each token's
     pieces by ``pooling`` (tokens without pieces get zeros).
 
-    upstream (str): Name of the encoder component, or "*" for any.
+    upstream (str): Name of the encoder component, or "*" for the nearest
+        one before the listening component.
     grad_factor (float): Scale of the gradient sent to the encoder (0 freezes it
         for this component).
     """

@@ -7,24 +7,33 @@ spacy-transformers' listener) listens to it. A drop-in for spacy-transformers'
 ``transformer``, with exact piece alignment and windows counted in pieces. It
 follows spaCy's ``Tok2Vec`` listener protocol (``listener_map``,
 ``add_listener``, ``find_listeners``), which ``Language`` uses to link
-components.
+components. A pipeline can have several encoders: a listener reads the one its
+``upstream`` names, "*" the nearest one before its component.
 """
 import warnings
 from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union, cast
 
+import catalogue
 import srsly
 from spacy import util
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
-from spacy.util import minibatch
+from spacy.util import minibatch, registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
-from ..encoder.data import TransformerData, hidden_states, install_extensions
+from ..encoder.data import (
+    SPACY_TRANSFORMERS,
+    TransformerData,
+    TransformerDataBatch,
+    hidden_states,
+    install_extensions,
+    set_trf_data,
+)
 from ..encoder.interface import Encoder
 from ..encoder.listener import XLMRListener
 from ..encoder.precision import clear_inference_cache
@@ -68,18 +77,101 @@ NO_WEIGHTS = "saved_without_weights"
 ADDED_FOR_HEAD = "added_for_head"
 # Factories whose components spacy-xlmr listeners listen to.
 ENCODER_FACTORIES = ("xlmr_transformer",)
+# The attribute of a listener that holds the encoder component it is linked to.
+LINKED_ENCODER = "_xlmr_linked_encoder"
+# A set_extra_annotations callback: (docs, the batch's output) -> None.
+AnnotationSetter = Callable[[List[Doc], TransformerDataBatch], None]
+NULL_ANNOTATION_SETTER = "spacy-xlmr.null_annotation_setter.v1"
+SPACY_TRANSFORMERS_NULL_ANNOTATION_SETTER = "spacy-transformers.null_annotation_setter.v1"
+
+if not hasattr(registry, "annotation_setters"):  # spacy-transformers creates it
+    registry.annotation_setters = catalogue.create(  # type: ignore[attr-defined]
+        "spacy", "annotation_setters", entry_points=True
+    )
+
+
+def null_annotation_setter(docs: List[Doc], trf_data: TransformerDataBatch) -> None:
+    """Set no annotations besides ``doc._.trf_data``."""
+
+
+@registry.annotation_setters(NULL_ANNOTATION_SETTER)  # type: ignore[attr-defined]
+def configure_null_annotation_setter() -> AnnotationSetter:
+    return null_annotation_setter
+
+
+if not SPACY_TRANSFORMERS:
+    # Configs written for spacy-transformers' transformer load without it.
+    registry.annotation_setters.register(  # type: ignore[attr-defined]
+        SPACY_TRANSFORMERS_NULL_ANNOTATION_SETTER, func=configure_null_annotation_setter
+    )
 
 
 @Language.factory(
     "xlmr_transformer",
     assigns=["doc._.trf_data"],
-    default_config={"model": DEFAULT_ENCODER_MODEL},
+    default_config={
+        "model": DEFAULT_ENCODER_MODEL,
+        "set_extra_annotations": {"@annotation_setters": NULL_ANNOTATION_SETTER},
+        "max_batch_items": None,
+    },
 )
 def make_xlmr_transformer(
-    nlp: Language, name: str, model: Model[List[Doc], List[TransformerData]]
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], List[TransformerData]],
+    set_extra_annotations: AnnotationSetter,
+    max_batch_items: Optional[int],
 ) -> "XLMRTransformer":
-    """The shared XLM-R encoder. ``model.name`` is a hub name or a directory."""
-    return XLMRTransformer(nlp.vocab, model, name=name)
+    """The shared XLM-R encoder. ``model.name`` is a hub name or a directory.
+
+    set_extra_annotations (Callable): Called with each batch of docs and a
+        ``TransformerDataBatch`` (``doc_data``: each doc's output) after
+        ``doc._.trf_data`` is set, as spacy-transformers' callbacks are.
+    max_batch_items (Optional[int]): spacy-transformers' name for the
+        encoder's ``max_batch_pieces`` (padded positions per forward pass);
+        None leaves the model's.
+    """
+    check_encoder_model(model, name)
+    if max_batch_items is not None:
+        set_max_batch_pieces(model, max_batch_items, name)
+    return XLMRTransformer(nlp.vocab, model, set_extra_annotations, name=name)
+
+
+def check_encoder_model(model: Model, component: str) -> None:
+    """Refuse a model other than ``spacy-xlmr.Encoder.v1`` (e.g.
+    spacy-transformers' ``TransformerModel``), naming the settings to use."""
+    if model.name == "xlmr_encoder":
+        return
+    raise ValueError(
+        f"[{component}] xlmr_transformer needs the model "
+        '@architectures = "spacy-xlmr.Encoder.v1", not '
+        f"'{model.name}'. spacy-transformers' TransformerModel settings map to "
+        "it so: name -> name; get_spans (strided_spans window/stride, in "
+        "tokens) -> window_size/stride (in pieces); mixed_precision and "
+        "grad_scaler_config keep their names; tokenizer_config and "
+        "transformer_config have no equivalent (the fast tokenizer and the "
+        "checkpoint's config are always used)."
+    )
+
+
+def set_max_batch_pieces(model: Model, max_batch_items: int, component: str) -> None:
+    """Make ``max_batch_items`` the encoder's ``max_batch_pieces``, unless the
+    model sets another budget itself."""
+    own = model.attrs["max_batch_pieces"]
+    if own not in (max_batch_items, cast(Dict, DEFAULT_ENCODER_MODEL)["max_batch_pieces"]):
+        raise ValueError(
+            f"[{component}] max_batch_items ({max_batch_items}) is "
+            "spacy-transformers' name for the encoder model's max_batch_pieces, "
+            f"which the config sets to {own}: keep one of them."
+        )
+    window = model.attrs["window_size"] + 2
+    if max_batch_items < window:
+        raise ValueError(
+            f"[{component}] max_batch_items ({max_batch_items}), the encoder's "
+            f"max_batch_pieces, must hold at least one full window ({window} "
+            "positions with <s> and </s>): raise it, or lower the model's window_size."
+        )
+    model.attrs["max_batch_pieces"] = max_batch_items
 
 
 try:  # spacy-transformers' listener, when installed, listens here too.
@@ -100,11 +192,13 @@ class XLMRTransformer(TrainablePipe):
         self,
         vocab: Vocab,
         model: Model[List[Doc], List[TransformerData]],
+        set_extra_annotations: AnnotationSetter = null_annotation_setter,
         *,
         name: str = "transformer",
     ) -> None:
         self.vocab = vocab
         self.model = model
+        self.set_extra_annotations = set_extra_annotations
         self.name = name
         self.cfg: Dict = {}
         self.listener_map: Dict[str, List[Model]] = {}
@@ -131,14 +225,17 @@ class XLMRTransformer(TrainablePipe):
 
     def add_listener(self, listener: Model, component_name: str) -> None:
         """Connect a downstream listener. spacy-xlmr listeners also get the
-        encoder's interface (heads that run its weights reach it so)."""
+        encoder's interface (heads that run its weights reach it so) and
+        name."""
         self.listener_map.setdefault(component_name, [])
         if listener not in self.listener_map[component_name]:
             self.listener_map[component_name].append(listener)
         if self.model.has_dim("nO") and listener.has_dim("nO") is None:
             listener.set_dim("nO", self.model.get_dim("nO"))
+        setattr(listener, LINKED_ENCODER, self)
         if isinstance(listener, XLMRListener):
             listener.encoder = self.encoder
+            listener.encoder_name = self.name
 
     def remove_listener(self, listener: Model, component_name: str) -> bool:
         """Disconnect a downstream listener; whether it was connected."""
@@ -152,13 +249,18 @@ class XLMRTransformer(TrainablePipe):
 
     def find_listeners(self, component) -> None:
         """Connect the listeners in ``component``'s model whose upstream is
-        this component's name or "*"."""
+        this component's name or "*", taking them from the encoder they were
+        linked to before. ``Language`` links the encoders in pipeline order,
+        so a "*" listener ends up with the nearest encoder before it."""
         if not isinstance(getattr(component, "model", None), Model):
             return
         for node in component.model.walk():
             if isinstance(node, LISTENER_CLASSES):
                 listener = cast(XLMRListener, node)
                 if listener.upstream_name in ("*", self.name):
+                    linked = linked_encoder(listener)
+                    if linked is not None and linked is not self:
+                        linked.remove_listener(listener, component.name)
                     self.add_listener(listener, component.name)
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
@@ -175,9 +277,13 @@ class XLMRTransformer(TrainablePipe):
         return self.model.predict(list(docs))
 
     def set_annotations(self, docs: Iterable[Doc], trf_datas: List[TransformerData]) -> None:
-        """Store each doc's encoder output in ``doc._.trf_data``."""
+        """Store each doc's encoder output in ``doc._.trf_data`` (the output
+        of another encoder that was there stays readable by its name:
+        ``data.get_trf_data``), then call ``set_extra_annotations``."""
+        docs = list(docs)
         for doc, trf_data in zip(docs, trf_datas):
-            doc._.trf_data = trf_data
+            set_trf_data(doc, self.name, trf_data)
+        self.set_extra_annotations(docs, TransformerDataBatch(doc_data=list(trf_datas)))
 
     def update(
         self,
@@ -278,15 +384,13 @@ class XLMRTransformer(TrainablePipe):
         nlp: Optional[Language] = None,
     ) -> None:
         """Load the encoder named in the config (unless it already has
-        weights, e.g. when sourced from a trained pipeline) and connect the
-        listeners of later components."""
+        weights, e.g. when sourced from a trained pipeline), connect the
+        listeners of later components (now that the width is known) and check
+        that every listener's upstream is an encoder before it."""
         self.model.initialize()
         if nlp is not None:
-            for i, (_, component) in enumerate(nlp.pipeline):
-                if component is self:
-                    for _, downstream in nlp.pipeline[i + 1 :]:
-                        self.find_listeners(downstream)
-                    break
+            link_encoders(nlp)
+            check_upstreams(nlp)
 
     def to_disk(
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
@@ -376,6 +480,77 @@ class XLMRTransformer(TrainablePipe):
         util.from_bytes(bytes_data, deserialize, exclude)
         self.model.attrs[ADDED_FOR_HEAD] = False
         return self
+
+
+def linked_encoder(listener: Model) -> Optional[XLMRTransformer]:
+    """The encoder component ``listener`` is linked to, if any."""
+    return getattr(listener, LINKED_ENCODER, None)
+
+
+def link_encoders(nlp: Language) -> None:
+    """Link every encoder component's listeners, as ``Language`` does (in
+    pipeline order: "*" goes to the nearest encoder)."""
+    for i, (_, component) in enumerate(nlp.pipeline):
+        if isinstance(component, XLMRTransformer):
+            for _, downstream in nlp.pipeline[i + 1 :]:
+                component.find_listeners(downstream)
+
+
+def check_upstreams(nlp: Language) -> None:
+    """Refuse a listener whose ``upstream`` names no encoder component before
+    its component, and a spacy-transformers listener linked to an encoder
+    other than the nearest one before its component (it reads
+    ``doc._.trf_data``, which holds the nearest one's output while the
+    pipeline runs)."""
+    listened = [name for name, proc in nlp.pipeline if hasattr(proc, "listener_map")]
+    before: List[str] = []
+    nearest: Optional[str] = None
+    for name, component in nlp.pipeline:
+        if hasattr(component, "listener_map"):
+            before.append(name)
+            nearest = name if isinstance(component, XLMRTransformer) else nearest
+            continue
+        model = getattr(component, "model", None)
+        for node in model.walk() if isinstance(model, Model) else ():
+            if isinstance(node, LISTENER_CLASSES):
+                check_upstream(cast(XLMRListener, node), name, before, listened, nearest)
+
+
+def check_upstream(
+    listener: XLMRListener,
+    component: str,
+    before: List[str],
+    listened: List[str],
+    nearest: Optional[str],
+) -> None:
+    """See ``check_upstreams``: ``before`` and ``listened`` are the encoder
+    components before ``component`` and in the whole pipeline, ``nearest``
+    the nearest xlmr_transformer before it."""
+    upstream = listener.upstream_name
+    if upstream != "*" and upstream not in listened:
+        raise ValueError(
+            f"[{component}] Its listener's upstream is '{upstream}', but the "
+            f"pipeline has no encoder component of that name (encoders: "
+            f'{listened}). Set upstream to one of them, or to "*" for the '
+            "nearest encoder before the component."
+        )
+    if upstream != "*" and upstream not in before:
+        raise ValueError(
+            f"[{component}] Its listener's upstream, '{upstream}', comes after "
+            f"it in the pipeline (encoders before it: {before}). Move "
+            f"'{component}' after '{upstream}', or listen to an encoder before it."
+        )
+    linked = linked_encoder(listener)
+    if isinstance(listener, XLMRListener) or linked is None or linked.name == nearest:
+        return
+    raise ValueError(
+        f"[{component}] spacy-transformers' listener reads doc._.trf_data, which "
+        f"holds the output of the nearest encoder before '{component}' "
+        f"('{nearest}'), not of its upstream '{linked.name}'. Use "
+        '@architectures = "spacy-xlmr.TransformerListener.v1" (same '
+        "arguments), which reads the output of the encoder it names, or "
+        f"move '{component}' right after '{linked.name}'."
+    )
 
 
 def add_encoder_if_missing(nlp: Language, model: Model) -> None:
