@@ -31,7 +31,8 @@ def _add_ner(nlp, name, upstream):
 
 
 def _add_textcat(nlp, name, upstream):
-    textcat = nlp.add_pipe("xlmr_textcat", name=name, config={"model": {"upstream": upstream}})
+    config = {"model": {"tok2vec": {"upstream": upstream}}}
+    textcat = nlp.add_pipe("xlmr_textcat", name=name, config=config)
     for label in ("A", "B"):
         textcat.add_label(label)
 

@@ -67,7 +67,7 @@ class Encoder:
     @property
     def tokenizer(self) -> "PreTrainedTokenizerFast":
         self.check_loaded()
-        return self.model.attrs["tokenizer"]
+        return encoder_model.get_tokenizer(self.model)
 
     @property
     def config(self) -> "XLMRobertaConfig":

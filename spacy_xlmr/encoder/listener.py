@@ -23,12 +23,12 @@ feeds as well.
 The encoder doesn't run on empty docs (their ``TransformerData`` is empty);
 listeners give their components a stand-in (``_stand_in_for_empty``).
 """
-from typing import Callable, List, Optional, Tuple, cast
+from typing import Any, Callable, List, Optional, Tuple, cast
 
 import numpy
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model, chain
+from thinc.api import Model, Ops, chain
 from thinc.types import Floats2d, Ints1d, Ragged
 
 from .data import (
@@ -45,6 +45,8 @@ from .interface import Encoder
 
 REDUCE_FIRST = "reduce_first_or_zero"
 SPACY_TRANSFORMERS_LISTENER = "spacy-transformers.TransformerListener.v1"
+# Attribute holding the encoder component a listener is linked to.
+LINKED_ENCODER = "_xlmr_linked_encoder"
 
 
 class XLMRListener(Model):
@@ -67,6 +69,9 @@ class XLMRListener(Model):
         # Set by the encoder component when it links its listeners.
         self.encoder: Optional[Encoder] = None
         self.encoder_name: Optional[str] = None
+        # The encoder component the listener was first linked to (its
+        # component was built or loaded with it): see _check_origin.
+        self.origin: Optional[Any] = None
         self._batch_id: Optional[int] = None
         self._outputs: Optional[List[TransformerData]] = None
         self._backprop: Optional[Callable] = None
@@ -113,6 +118,7 @@ def _listener_init(model: XLMRListener, X: Optional[List[Doc]] = None, Y=None) -
 def _listener_forward(
     model: XLMRListener, docs: List[Doc], is_train: bool
 ) -> Tuple[List[TransformerData], Callable]:
+    _check_origin(model)
     if is_train and model._outputs is not None:
         model.verify_inputs(docs)
         return _stand_in_for_empty(model, model._outputs), model.backprop_and_clear
@@ -141,6 +147,32 @@ def _listener_forward(
     return _stand_in_for_empty(model, outputs), lambda d_outputs: []
 
 
+def _check_origin(model: XLMRListener) -> None:
+    """Refuse to run a listener whose component was sourced from another
+    pipeline without its encoder: linked to this pipeline's encoder (another
+    vocab than the one it was first linked to, which is still loaded), it
+    would run on weights it wasn't trained with."""
+    origin = model.origin
+    linked = getattr(model, LINKED_ENCODER, None)
+    if origin is None or linked is None or linked is origin or linked.vocab is origin.vocab:
+        return
+    if not origin.encoder.is_loaded:
+        return
+    component = next(
+        (name for name, listeners in linked.listener_map.items() if model in listeners), "?"
+    )
+    raise ValueError(
+        f"[{component}] This component listens to the encoder of the "
+        f"pipeline it comes from, not to '{linked.name}' here: it would run on "
+        "other weights than it was trained with. Source the encoder too, before "
+        f'it (nlp.add_pipe("{linked.name}", source=other_nlp), or [components.'
+        f"{linked.name}] source = ... in a config), or give the component its own "
+        f'copy of the encoder first: other_nlp.replace_listeners("{origin.name}", '
+        f'"{component}", ["model.tok2vec"]) (in a config: '
+        'replace_listeners = ["model.tok2vec"] next to source).'
+    )
+
+
 def _zeros(model: XLMRListener, doc: Doc) -> TransformerData:
     """Zero vectors for the tokens of a sample doc, one piece each."""
     n_tokens = len(doc)
@@ -155,6 +187,14 @@ def _zeros(model: XLMRListener, doc: Doc) -> TransformerData:
 def _stand_in_for_empty(
     model: XLMRListener, trf_datas: List[TransformerData]
 ) -> List[TransformerData]:
+    if all(has_hidden_states(trf_data) for trf_data in trf_datas):
+        return trf_datas
+    return stand_in_for_empty(model.ops, trf_datas, connected_width(model))
+
+
+def stand_in_for_empty(
+    ops: Ops, trf_datas: List[TransformerData], width: int
+) -> List[TransformerData]:
     """The encoder doesn't run on empty docs: their ``TransformerData`` has no
     pieces and no tensors. Listening components get a stand-in instead: one
     zero vector at ``<s>`` and no tokens (a doc classifier reads zeros, a
@@ -162,20 +202,12 @@ def _stand_in_for_empty(
     empty = [i for i, trf_data in enumerate(trf_datas) if not has_hidden_states(trf_data)]
     if not empty:
         return trf_datas
-    width = _width(model, trf_datas)
     trf_datas = list(trf_datas)
     for i in empty:
         trf_datas[i] = make_trf_data(
-            trf_datas[i].wordpieces, model.ops.alloc3f(1, 1, width), trf_datas[i].align
+            trf_datas[i].wordpieces, ops.alloc3f(1, 1, width), trf_datas[i].align
         )
     return trf_datas
-
-
-def _width(model: XLMRListener, trf_datas: List[TransformerData]) -> int:
-    for trf_data in trf_datas:
-        if has_hidden_states(trf_data):
-            return trf_data.width
-    return connected_width(model)
 
 
 def connected_width(model: XLMRListener) -> int:
@@ -198,8 +230,31 @@ def connected_encoder(listener: XLMRListener) -> Encoder:
 
 def encoder_of(model: Model) -> Encoder:
     """The encoder that a head's model (with a "listener" ref) reads: the
-    one way heads reach the shared encoder."""
-    return connected_encoder(cast(XLMRListener, model.get_ref("listener")))
+    one way heads reach the encoder, shared or, after
+    ``nlp.replace_listeners``, the head's own (``own_encoder.py``)."""
+    node = model.get_ref("listener")
+    if isinstance(node, XLMRListener):
+        return connected_encoder(node)
+    return Encoder(node.get_ref("encoder"))
+
+
+def maybe_encoder_of(model: Model) -> Optional[Encoder]:
+    """``encoder_of(model)``, or None while its listener isn't connected."""
+    node = model.get_ref("listener")
+    if isinstance(node, XLMRListener) and node.encoder is None:
+        return None
+    return encoder_of(model)
+
+
+def build_encoder_output(upstream: str = "*") -> Model[List[Doc], List[TransformerData]]:
+    """The encoder's output of each doc (``TransformerData``), unpooled, for
+    heads that read all pieces (``SequenceClassifier.v2``) or run the encoder
+    themselves (``MaskedLM.v2``, ``QuestionAnswerer.v2``).
+
+    upstream (str): Name of the encoder component, or "*" for the nearest
+        one before the listening component.
+    """
+    return XLMRListener(upstream_name=upstream)
 
 
 def build_listener(

@@ -17,7 +17,6 @@ The Hugging Face objects are created lazily, when the pipeline is initialized
 is resolved.
 """
 import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +31,7 @@ from thinc.api import (
     Model,
     NumpyOps,
     PyTorchGradScaler,
-    PyTorchWrapper_v2,
+    PyTorchWrapper_v3,
     torch2xp,
     xp2torch,
 )
@@ -40,13 +39,22 @@ from thinc.types import Floats2d, Floats3d, Ints1d, Ints2d, Ragged
 
 if TYPE_CHECKING:
     import torch
-    from transformers import PretrainedConfig, PreTrainedTokenizerFast, XLMRobertaModel
+    from transformers import PretrainedConfig, XLMRobertaModel
+    from transformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
 from .. import hf
 from .alignment import DocPieces, tokenize_docs
 from .data import TransformerData, WordpieceBatch, make_trf_data
+from .module import (
+    EncoderModule,
+    deserialize_module,
+    enable_gradient_checkpointing,
+    encoder_module,
+    load_module,
+    module_from_files,
+    serialize_module,
+)
 from .precision import check_precision, clear_inference_cache, predict_hidden
-from .torch_module import torch_module
 from .windows import EncodedDoc, Span, check_window_settings, window_spans
 
 EncoderModel = Model[List[Doc], List[TransformerData]]
@@ -113,7 +121,7 @@ def build_encoder(
         "xlmr_encoder",
         forward,
         init=init,
-        layers=[],
+        layers=[_wrapper(None, mixed_precision, grad_scaler_config)],
         dims={"nO": None},
         attrs={
             "name": name,
@@ -124,17 +132,26 @@ def build_encoder(
             "grad_scaler_config": dict(grad_scaler_config or {}),
             "inference_precision": inference_precision,
             "gradient_checkpointing": gradient_checkpointing,
-            "tokenizer": None,
-            "replace_listener_cfg": _refuse_replace_listeners,
         },
     )
 
 
-def _refuse_replace_listeners(encoder_cfg, listener_cfg):
-    raise NotImplementedError(
-        "nlp.replace_listeners() isn't supported for xlmr_transformer yet: a "
-        "head can't get its own copy of the XLM-R encoder. Keep the shared "
-        "encoder, or freeze it for that head with grad_factor = 0."
+def _wrapper(
+    module: Optional[EncoderModule],
+    mixed_precision: bool,
+    grad_scaler_config: Optional[dict],
+) -> Model:
+    """The layer that wraps the encoder's torch module (None before loading)
+    and serializes it as Hugging Face files (``module.py``)."""
+    grad_scaler = PyTorchGradScaler(**{"enabled": mixed_precision, **(grad_scaler_config or {})})
+    return PyTorchWrapper_v3(
+        cast("torch.nn.Module", module),  # None until loaded, which thinc's shim allows
+        convert_inputs=_convert_inputs,
+        convert_outputs=_convert_outputs,
+        mixed_precision=mixed_precision,
+        grad_scaler=grad_scaler,
+        serialize_model=serialize_module,
+        deserialize_model=deserialize_module,
     )
 
 
@@ -146,13 +163,12 @@ def init(model: EncoderModel, X=None, Y=None) -> None:
 
 def is_loaded(model: Model) -> bool:
     """Whether the encoder has its weights and tokenizer."""
-    return bool(model.layers)
+    return encoder_module(model) is not None
 
 
 def unload(model: Model) -> None:
     """Drop the weights and tokenizer: the encoder is as before initialize."""
-    model.layers.clear()
-    model.attrs["tokenizer"] = None
+    model.layers[0] = _wrapper(None, False, model.attrs["grad_scaler_config"])
     clear_inference_cache(model)
 
 
@@ -160,30 +176,20 @@ def load_checkpoint(model: EncoderModel, name_or_path: Union[str, Path]) -> None
     """Load config, tokenizer and weights from a hub name or directory (the
     one path used by initialize, from_disk and from_bytes)."""
     name_or_path = os.path.expanduser(name_or_path)  # hub names never start with ~
-    config = hf.load_config(name_or_path)
-    tokenizer = hf.load_tokenizer(name_or_path)
-    transformer = hf.load_encoder(name_or_path, config=config)
-    set_encoder(model, transformer, tokenizer, source=str(name_or_path))
+    set_encoder(model, load_module(name_or_path), source=str(name_or_path))
 
 
 def set_encoder(
-    model: EncoderModel,
-    transformer: "XLMRobertaModel",
-    tokenizer: "PreTrainedTokenizerFast",
-    *,
-    source: Optional[str] = None,
+    model: EncoderModel, module: EncoderModule, *, source: Optional[str] = None
 ) -> None:
     """Install an ``XLMRobertaModel`` and its fast tokenizer in ``model``
     (``source``: where they come from, for errors)."""
-    check_tokenizer_fits(transformer, tokenizer, source or model.attrs["name"])
+    transformer = module.transformer
+    check_tokenizer_fits(transformer, module.tokenizer, source or model.attrs["name"])
     max_length = max_positions(transformer.config)
     check_window_settings(model.attrs["window_size"], model.attrs["stride"], max_length - 2)
     if model.attrs["gradient_checkpointing"]:
-        # Non-reentrant checkpointing: the one torch recommends, and the one
-        # that works when the inputs (token ids) need no gradient.
-        transformer.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
+        enable_gradient_checkpointing(transformer)
     mixed_precision = model.attrs["mixed_precision"]
     if mixed_precision and isinstance(model.ops, NumpyOps):
         warnings.warn(
@@ -193,21 +199,7 @@ def set_encoder(
             "predictions, see inference_precision."
         )
         mixed_precision = False
-    grad_scaler = PyTorchGradScaler(
-        **{"enabled": mixed_precision, **model.attrs["grad_scaler_config"]}
-    )
-    wrapper = PyTorchWrapper_v2(
-        transformer,
-        convert_inputs=_convert_inputs,
-        convert_outputs=_convert_outputs,
-        mixed_precision=mixed_precision,
-        grad_scaler=grad_scaler,
-    )
-    if model.layers:
-        model.layers[0] = wrapper
-    else:
-        model.layers.append(wrapper)
-    model.attrs["tokenizer"] = tokenizer
+    model.layers[0] = _wrapper(module, mixed_precision, model.attrs["grad_scaler_config"])
     model.set_dim("nO", transformer.config.hidden_size, force=True)
     clear_inference_cache(model)
 
@@ -245,34 +237,35 @@ def max_positions(config: "PretrainedConfig") -> int:
     return config.max_position_embeddings - config.pad_token_id - 1
 
 
-def get_transformer(model: EncoderModel) -> "XLMRobertaModel":
-    """The ``XLMRobertaModel`` torch module of an initialized encoder."""
+def loaded_module(model: EncoderModel) -> EncoderModule:
+    """The torch module of an initialized encoder."""
     check_loaded(model)
-    return cast("XLMRobertaModel", torch_module(model.layers[0]))
+    return cast(EncoderModule, encoder_module(model))
+
+
+def get_transformer(model: EncoderModel) -> "XLMRobertaModel":
+    """The ``XLMRobertaModel`` of an initialized encoder."""
+    return loaded_module(model).transformer
+
+
+def get_tokenizer(model: EncoderModel) -> "PreTrainedTokenizerFast":
+    """The fast tokenizer of an initialized encoder."""
+    return loaded_module(model).tokenizer
 
 
 def save_encoder(model: EncoderModel, path: Path) -> None:
     """Write the encoder as a Hugging Face directory (safetensors weights)."""
-    check_loaded(model)
-    path.mkdir(parents=True, exist_ok=True)
-    with hf.quiet_transformers():
-        get_transformer(model).save_pretrained(path, safe_serialization=True)
-    hf.save_tokenizer(model.attrs["tokenizer"], path)
+    loaded_module(model).save(path)
 
 
 def encoder_to_bytes(model: EncoderModel) -> Dict[str, bytes]:
-    """The files of ``save_encoder``, by name."""
-    with tempfile.TemporaryDirectory() as tmp:
-        save_encoder(model, Path(tmp))
-        return {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
+    """The encoder's files, by name."""
+    return loaded_module(model).to_files()
 
 
 def encoder_from_bytes(model: EncoderModel, files: Dict[str, bytes]) -> None:
     """Load the files written by ``encoder_to_bytes``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        for filename, data in files.items():
-            (Path(tmp) / Path(filename).name).write_bytes(data)
-        load_checkpoint(model, tmp)
+    set_encoder(model, module_from_files(files), source="bytes")
 
 
 def check_loaded(model: EncoderModel) -> None:
@@ -296,7 +289,7 @@ def forward(
     encoded = [i for i, doc in enumerate(docs) if len(doc)]
     if not encoded:
         return trf_datas, lambda d_hidden: []
-    tokenizer = model.attrs["tokenizer"]
+    tokenizer = get_tokenizer(model)
     doc_pieces = tokenize_docs(tokenizer, [docs[i] for i in encoded])
     encodings, backprop_encoded = encode_pieces(
         model, [pieces.ids for pieces in doc_pieces], is_train
@@ -322,7 +315,7 @@ def encode_pieces(
     RETURNS: each doc's ``EncodedDoc``, and a callback taking each doc's
     gradient for its hidden states (None for none) back through the encoder.
     """
-    tokenizer = model.attrs["tokenizer"]
+    tokenizer = get_tokenizer(model)
     window_size = model.attrs["window_size"]
     # Every window of every doc, as ids with <s> and </s>.
     windows: List[List[int]] = []
@@ -371,7 +364,7 @@ def encode_windows(
     """
     check_loaded(model)
     transformer = model.layers[0]
-    pad_id = model.attrs["tokenizer"].pad_token_id
+    pad_id = get_tokenizer(model).pad_token_id
     outputs: List[Optional[Floats2d]] = [None] * len(windows)
     callbacks = []
     max_padding = CPU_MAX_PADDING if isinstance(model.ops, NumpyOps) else 1.0
@@ -458,7 +451,7 @@ def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> Tuple[numpy.ndarray, num
 
 
 def _wordpieces(pieces: DocPieces, spans: List[Span], model: EncoderModel) -> WordpieceBatch:
-    tokenizer = model.attrs["tokenizer"]
+    tokenizer = get_tokenizer(model)
     ids = [
         [tokenizer.cls_token_id, *pieces.ids[start:end], tokenizer.sep_token_id]
         for start, end in spans

@@ -42,7 +42,7 @@ import torch
 from thinc.api import Model, torch2xp, xp2torch
 from thinc.types import Floats3d, Ints2d
 
-from .torch_module import torch_module
+from .module import EncoderModule, encoder_module
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -92,14 +92,16 @@ def inference_module(model: Model) -> torch.nn.Module:
     """The torch module the encoder predicts with: its transformer, or for
     ``int8`` the quantized copy (made by ``quantize_int8`` at the first
     prediction after the weights change)."""
-    transformer = torch_module(model.layers[0])
+    transformer = cast(EncoderModule, encoder_module(model)).transformer
     transformer.eval()
     if model.attrs["inference_precision"] != "int8":
         return transformer
-    quantized = model.attrs.get(_INT8_MODULE)
-    if quantized is None:
-        quantized = quantize_int8(transformer)
-        model.attrs[_INT8_MODULE] = quantized
+    cached = model.attrs.get(_INT8_MODULE)
+    if cached is not None and cached[0] is transformer:
+        return cached[1]
+    # None after the weights changed; another transformer after loading.
+    quantized = quantize_int8(transformer)
+    model.attrs[_INT8_MODULE] = (transformer, quantized)
     return quantized
 
 

@@ -3,12 +3,14 @@ module and its loss scaler (thinc keeps them in the private ``_model`` and
 ``_grad_scaler`` and has no public accessors).
 Heads and tests use the encoder's interface (``interface.py``); the encoder,
 the heads' builders and the distributed collectives call these functions."""
+from typing import Optional
+
 import torch
 from thinc.api import Model, PyTorchGradScaler, PyTorchShim
 
 
-def shim_module(shim: PyTorchShim) -> torch.nn.Module:
-    """The torch module inside ``shim``."""
+def shim_module(shim: PyTorchShim) -> Optional[torch.nn.Module]:
+    """The torch module inside ``shim`` (None in an encoder not loaded yet)."""
     return shim._model
 
 
@@ -17,9 +19,18 @@ def shim_grad_scaler(shim: PyTorchShim) -> PyTorchGradScaler:
     return shim._grad_scaler
 
 
-def torch_module(layer: Model) -> torch.nn.Module:
-    """The torch module wrapped by ``layer`` (a ``PyTorchWrapper_v2`` layer)."""
+def wrapped_module(layer: Model) -> Optional[torch.nn.Module]:
+    """The torch module wrapped by ``layer`` (a ``PyTorchWrapper`` layer), or
+    None when it wraps none yet."""
     shims = [shim for shim in layer.shims if isinstance(shim, PyTorchShim)]
     if not shims:
-        raise ValueError(f"The layer '{layer.name}' wraps no torch module.")
+        raise ValueError(f"The layer '{layer.name}' isn't a PyTorch wrapper.")
     return shim_module(shims[0])
+
+
+def torch_module(layer: Model) -> torch.nn.Module:
+    """The torch module wrapped by ``layer``."""
+    module = wrapped_module(layer)
+    if module is None:
+        raise ValueError(f"The layer '{layer.name}' wraps no torch module yet.")
+    return module

@@ -13,18 +13,17 @@ weights over the masked pieces (a pass of its own: the encoder component's
 output is of the unmasked text) and sends the gradients to the head, the
 encoder and, through the tied decoder, the word embeddings.
 """
-from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple, cast
 
 import numpy
 import torch
 from spacy.tokens import Doc
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, chain, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, torch2xp, xp2torch
 from thinc.types import Floats2d, Floats3d, Ints1d
 
 from ..encoder.alignment import tokenize_docs
 from ..encoder.data import TransformerData, hidden_states
-from ..encoder.listener import XLMRListener, connected_encoder, encoder_of
+from ..encoder.listener import XLMRListener, encoder_of
 
 HEAD_WEIGHT_PREFIXES = ("lm_head.dense.", "lm_head.layer_norm.", "lm_head.bias")
 
@@ -55,21 +54,30 @@ class MaskedLMHead(torch.nn.Module):
 
 
 def build_masked_lm(upstream: str = "*") -> Model[List[Doc], List[Floats2d]]:
+    """``MaskedLM.v2`` with its listener built in (``upstream``: the encoder
+    component's name, or "*"); kept for saved configs."""
+    return build_masked_lm_v2(XLMRListener(upstream_name=upstream))
+
+
+def build_masked_lm_v2(
+    tok2vec: Model[List[Doc], List[TransformerData]],
+) -> Model[List[Doc], List[Floats2d]]:
     """Vocabulary logits at the ``<mask>`` pieces of each doc (one row per
-    mask, in text order), from the pipeline's encoder.
+    mask, in text order), from the encoder output ``tok2vec`` gives
+    (``spacy-xlmr.EncoderOutput.v1``; ``nlp.replace_listeners`` makes it the
+    component's own encoder).
 
     The torch head is created when the component is initialized or loaded;
-    the decoder weights are the word embeddings of the encoder the listener is
-    connected to.
+    the decoder weights are the word embeddings of that encoder.
     """
-    # Training masks the pieces and runs the encoder itself, so the encoder
-    # component needn't compute (unmasked) training output for this listener.
-    listener = XLMRListener(upstream_name=upstream, wants_training_output=False)
-    head: Model[List[TransformerData], List[Floats2d]] = Model(
-        "masked_lm_head", partial(_head_forward, listener=listener)
-    )
-    model: Model[List[Doc], List[Floats2d]] = chain(listener, head)
-    model.set_ref("listener", listener)
+    if isinstance(tok2vec, XLMRListener):
+        # Training masks the pieces and runs the encoder itself, so the encoder
+        # component needn't compute (unmasked) training output for this listener.
+        tok2vec.wants_training_output = False
+    head: Model[Tuple[Floats2d, torch.Tensor], Floats2d] = Model("masked_lm_head", _head_forward)
+    model: Model[List[Doc], List[Floats2d]] = Model("masked_lm", _forward, layers=[tok2vec, head])
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("listener", tok2vec)
     model.set_ref("head", head)
     return model
 
@@ -192,8 +200,13 @@ def _torch_layer(head: Model) -> Model:
     return head.layers[0]
 
 
-def _head_forward(
-    model: Model, trf_datas: List[TransformerData], is_train: bool, *, listener: XLMRListener
+def _head_forward(model: Model, X: Tuple[Floats2d, torch.Tensor], is_train: bool):
+    """The logits of hidden states (with the decoder's embeddings)."""
+    return _torch_layer(model)(X, is_train)
+
+
+def _forward(
+    model: Model, docs: List[Doc], is_train: bool
 ) -> Tuple[List[Floats2d], Callable]:
     """Logits at the ``<mask>`` pieces of the encoder output (prediction)."""
     if is_train:
@@ -201,7 +214,14 @@ def _head_forward(
             "The masked-LM head trains on masked copies of the docs "
             "(masked_lm_logits), not on the encoder's output of the text."
         )
-    encoder = connected_encoder(listener)
+    trf_datas, _ = model.get_ref("tok2vec")(docs, False)
+    return mask_logits(model, trf_datas), lambda d_outputs: []
+
+
+def mask_logits(model: Model, trf_datas: List[TransformerData]) -> List[Floats2d]:
+    """Vocabulary logits at the ``<mask>`` pieces of each doc's encoder
+    output (``tok2vec``'s), one row per mask in text order (prediction)."""
+    encoder = encoder_of(model)
     mask_id = encoder.tokenizer.mask_token_id
     embeddings = encoder.word_embeddings
     width = encoder.width
@@ -211,10 +231,9 @@ def _head_forward(
         for trf_data in trf_datas
     ]
     flat = model.ops.xp.concatenate(rows) if rows else model.ops.alloc2f(0, width)
-    logits, _ = _torch_layer(model)((model.ops.xp.ascontiguousarray(flat), embeddings), False)
+    logits, _ = model.get_ref("head")((model.ops.xp.ascontiguousarray(flat), embeddings), False)
     ends = numpy.cumsum([len(doc_rows) for doc_rows in rows])
-    outputs = [logits[end - len(doc_rows) : end] for doc_rows, end in zip(rows, ends)]
-    return outputs, lambda d_outputs: []
+    return [logits[end - len(doc_rows) : end] for doc_rows, end in zip(rows, ends)]
 
 
 def _convert_inputs(model: Model, X, is_train: bool):

@@ -11,9 +11,11 @@ trained by every head.
 from typing import Any, Callable, List, Sequence, Tuple
 
 import torch
+from spacy.tokens import Doc
 from thinc.api import Model
 from thinc.types import Floats1d
 
+from ..encoder.data import TransformerData
 from ..encoder.listener import XLMRListener, encoder_of
 from ..encoder.pairs import PairWindow
 from .torch_head import torch_head
@@ -33,18 +35,27 @@ class QuestionAnsweringHead(torch.nn.Module):
 
 
 def build_question_answerer(upstream: str = "*") -> Model:
+    """``QuestionAnswerer.v2`` with its listener built in (``upstream``: the
+    encoder component's name, or "*"); kept for saved configs."""
+    return build_question_answerer_v2(XLMRListener(upstream_name=upstream))
+
+
+def build_question_answerer_v2(tok2vec: Model[List[Doc], List[TransformerData]]) -> Model:
     """Start and end logits of question/context pairs, from the weights of
-    the pipeline's encoder (``upstream``: its name, or "*" for any).
+    the encoder ``tok2vec`` connects to (``spacy-xlmr.EncoderOutput.v1``;
+    ``nlp.replace_listeners`` makes it the component's own encoder).
 
     The model isn't called on docs: the component passes the pair windows to
     ``qa_logits``. The torch head is built when the component is initialized
     or loaded.
     """
-    # The head encodes pairs itself: no training output of the doc for it.
-    listener = XLMRListener(upstream_name=upstream, wants_training_output=False)
+    if isinstance(tok2vec, XLMRListener):
+        # The head encodes pairs itself: no training output of the doc for it.
+        tok2vec.wants_training_output = False
     head = torch_head("question_answering_head", 0.0)
-    model: Model[Any, Any] = Model("question_answerer", _refuse_docs, layers=[listener, head])
-    model.set_ref("listener", listener)
+    model: Model[Any, Any] = Model("question_answerer", _refuse_docs, layers=[tok2vec, head])
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("listener", tok2vec)
     model.set_ref("head", head)
     return model
 

@@ -51,21 +51,35 @@ def build_sequence_classifier(
     grad_factor: float = 1.0,
     upstream: str = "*",
 ) -> Model[List[Doc], Floats2d]:
-    """One row of label logits per doc, from the pipeline's encoder.
+    """``SequenceClassifier.v2`` with its listener built in (``upstream``:
+    the encoder component's name, or "*"); kept for saved configs."""
+    return build_sequence_classifier_v2(
+        XLMRListener(upstream_name=upstream), pooling, dropout, grad_factor
+    )
+
+
+def build_sequence_classifier_v2(
+    tok2vec: Model[List[Doc], List[TransformerData]],
+    pooling: str = "cls",
+    dropout: float = 0.1,
+    grad_factor: float = 1.0,
+) -> Model[List[Doc], Floats2d]:
+    """One row of label logits per doc, from the encoder output ``tok2vec``
+    gives (``spacy-xlmr.EncoderOutput.v1``; ``nlp.replace_listeners`` makes it
+    the component's own encoder).
 
     pooling (str): "cls" — the ``<s>`` vector, as HF sequence classifiers are
         trained (averaged over the windows of a long doc); "mean" — the mean
         of all the doc's piece vectors.
     grad_factor (float): Scale of the gradient sent to the encoder.
-    upstream (str): Name of the encoder component, or "*" for any.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"Unknown pooling '{pooling}'. Use one of: {', '.join(POOLINGS)}.")
-    listener = XLMRListener(upstream_name=upstream)
     pooler = doc_pooler(pooling, grad_factor)
     head = torch_head("sequence_classification_head", dropout)
-    model: Model[List[Doc], Floats2d] = chain(listener, pooler, head)
-    model.set_ref("listener", listener)
+    model: Model[List[Doc], Floats2d] = chain(tok2vec, pooler, head)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("listener", tok2vec)
     model.set_ref("head", head)
     return model
 

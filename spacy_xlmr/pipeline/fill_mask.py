@@ -20,7 +20,7 @@ on masks drawn with a fixed seed so that evaluations are comparable.
 """
 import math
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -33,8 +33,15 @@ from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
 from .. import hf
-from ..encoder.listener import XLMRListener, encoder_of
-from ..heads.masked_lm import HEAD_WEIGHT_PREFIXES, build_head_module, mask_rows, masked_lm_logits
+from ..encoder.data import TransformerData
+from ..encoder.listener import encoder_of, maybe_encoder_of
+from ..heads.masked_lm import (
+    HEAD_WEIGHT_PREFIXES,
+    build_head_module,
+    mask_logits,
+    mask_rows,
+    masked_lm_logits,
+)
 from .head_pipe import HeadPipe
 from .transformer import add_encoder_if_missing, listened_width
 
@@ -46,7 +53,10 @@ SCORE_SEED = 0
 DEFAULT_FILL_MASK_MODEL = Config().from_str(
     """
 [model]
-@architectures = "spacy-xlmr.MaskedLM.v1"
+@architectures = "spacy-xlmr.MaskedLM.v2"
+
+[model.tok2vec]
+@architectures = "spacy-xlmr.EncoderOutput.v1"
 upstream = "*"
 """
 )["model"]
@@ -127,19 +137,22 @@ class XLMRFillMask(HeadPipe):
         self._target_ids: Optional[numpy.ndarray] = None  # computed on first use
         self.cfg: Dict[str, Any] = {"labels": [], "width": None, "vocab_size": None, "eps": None}
 
-    def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
-        """Vocabulary logits, one row per mask of each doc."""
-        return self.model.predict(list(docs))
+    def predict(self, docs: Iterable[Doc]) -> "MaskScores":
+        """Vocabulary logits, one row per mask of each doc, and the encoder
+        output they come from."""
+        docs = list(docs)
+        trf_datas = self.model.get_ref("tok2vec").predict(docs)
+        return MaskScores(mask_logits(self.model, trf_datas), trf_datas)
 
-    def set_annotations(self, docs: Iterable[Doc], logits: List[Floats2d]) -> None:
+    def set_annotations(self, docs: Iterable[Doc], scores: "MaskScores") -> None:
         """Write the top-k predictions of every mask."""
         tokenizer = encoder_of(self.model).tokenizer
         self._check_tokenizer(tokenizer)
         candidates = self._candidate_ids(tokenizer)
-        for doc, doc_logits in zip(docs, logits):
+        for doc, doc_logits, trf_data in zip(docs, scores.logits, scores.trf_datas):
             doc_logits = self.model.ops.to_numpy(doc_logits)
-            mask_tokens = _mask_tokens(doc, tokenizer.mask_token_id)
-            ids = _input_ids(doc, tokenizer) if len(doc_logits) else []
+            mask_tokens = _mask_tokens(doc, trf_data, tokenizer.mask_token_id)
+            ids = _input_ids(doc, trf_data, tokenizer) if len(doc_logits) else []
             mask_positions = [i for i, piece in enumerate(ids) if piece == tokenizer.mask_token_id]
             results = []
             doc_probs = NUMPY_OPS.softmax(doc_logits) if len(doc_logits) else doc_logits
@@ -280,7 +293,7 @@ class XLMRFillMask(HeadPipe):
         """After loading, check the tokenizer of the encoder this head is
         connected to, if it is loaded already (else ``set_annotations``
         checks it)."""
-        encoder = cast(XLMRListener, self.model.get_ref("listener")).encoder
+        encoder = maybe_encoder_of(self.model)
         if encoder is not None and encoder.is_loaded:
             self._check_tokenizer(encoder.tokenizer)
 
@@ -345,10 +358,17 @@ class XLMRFillMask(HeadPipe):
         return self._target_ids
 
 
-def _mask_tokens(doc: Doc, mask_id: int) -> List[Optional[Token]]:
+class MaskScores(NamedTuple):
+    """What ``predict`` gives ``set_annotations``: the logits of each doc's
+    masks and its encoder output."""
+
+    logits: List[Floats2d]
+    trf_datas: List[TransformerData]
+
+
+def _mask_tokens(doc: Doc, trf_data: TransformerData, mask_id: int) -> List[Optional[Token]]:
     """For each ``<mask>`` piece of the doc (text order), the token that is
     that mask, or None where the mask is glued to other text ("a<mask>")."""
-    trf_data = doc._.trf_data
     row_token = {
         int(row): token
         for token in doc if token.text == MASK
@@ -357,10 +377,10 @@ def _mask_tokens(doc: Doc, mask_id: int) -> List[Optional[Token]]:
     return [row_token.get(row) for row in mask_rows(trf_data, mask_id)]
 
 
-def _input_ids(doc: Doc, tokenizer) -> List[int]:
+def _input_ids(doc: Doc, trf_data: TransformerData, tokenizer) -> List[int]:
     """The doc's pieces with ``<s>`` and ``</s>``, as HF's pipeline encodes the
     text (one window's ids are in ``trf_data``; longer docs are re-encoded)."""
-    wordpieces = doc._.trf_data.wordpieces
+    wordpieces = trf_data.wordpieces
     if len(wordpieces.lengths) == 1:
         return wordpieces.input_ids[0, : wordpieces.lengths[0]].tolist()
     return tokenizer(doc.text, verbose=False)["input_ids"]

@@ -7,6 +7,7 @@ and ``doc.ents`` is set. Each entity's confidence is in ``span._.ent_score``.
 """
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import numpy
 from spacy.language import Language
 from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, Span
@@ -16,7 +17,8 @@ from thinc.api import Config, Model
 from thinc.types import Floats2d
 
 from .. import hf
-from ..encoder.listener import REDUCE_FIRST
+from ..encoder.alignment import tokenize_docs
+from ..encoder.listener import REDUCE_FIRST, encoder_of
 from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, TokenClassificationHead
 from ..heads.torch_head import build_head_module
 from .head_pipe import HeadPipe
@@ -141,7 +143,7 @@ class XLMRNER(HeadPipe):
             if len(doc) == 0:
                 continue
             probs = self.model.ops.to_numpy(self.model.ops.softmax(logits))
-            has_pieces = self.model.ops.to_numpy(doc._.trf_data.align.lengths) > 0
+            has_pieces = self._pieces_per_token(doc) > 0
             preset = list(doc.ents)
             taken = {i for ent in preset for i in range(ent.start, ent.end)}
             predicted = []
@@ -151,6 +153,16 @@ class XLMRNER(HeadPipe):
             doc.set_ents(preset + [span for span, _ in predicted], default="outside")
             for span, score in predicted:
                 span._.ent_score = score
+
+    def _pieces_per_token(self, doc: Doc) -> numpy.ndarray:
+        """How many pieces each token has: from the encoder's output, or
+        (with its own copy of the encoder, after ``replace_listeners``) from
+        its tokenizer."""
+        if doc._.trf_data is not None:
+            return self.model.ops.to_numpy(doc._.trf_data.align.lengths)
+        tokenizer = encoder_of(self.model.get_ref("tok2vec")).tokenizer
+        (pieces,) = tokenize_docs(tokenizer, [doc])
+        return numpy.array([len(token) for token in pieces.token_pieces])
 
     def get_loss(
         self, examples: Iterable[Example], scores: List[Floats2d]

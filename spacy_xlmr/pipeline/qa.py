@@ -30,7 +30,7 @@ answer text, not the span.
 """
 from dataclasses import dataclass
 from typing import (
-    Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union, cast,
+    Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union,
 )
 
 import numpy
@@ -43,7 +43,7 @@ from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats1d
 
 from ..encoder.alignment import trim_span
-from ..encoder.listener import XLMRListener, encoder_of
+from ..encoder.listener import encoder_of, maybe_encoder_of
 from ..encoder.pairs import (
     ContextPieces,
     PairWindow,
@@ -60,7 +60,10 @@ from .transformer import add_encoder_if_missing, listened_width
 DEFAULT_QA_MODEL = Config().from_str(
     """
 [model]
-@architectures = "spacy-xlmr.QuestionAnswerer.v1"
+@architectures = "spacy-xlmr.QuestionAnswerer.v2"
+
+[model.tok2vec]
+@architectures = "spacy-xlmr.EncoderOutput.v1"
 upstream = "*"
 """
 )["model"]
@@ -477,7 +480,7 @@ class XLMRQuestionAnswerer(HeadPipe):
     def _encoder_positions(self) -> Optional[int]:
         """The most positions the loaded encoder takes (None before it is
         connected and loaded)."""
-        encoder = cast(XLMRListener, self.model.get_ref("listener")).encoder
+        encoder = maybe_encoder_of(self.model)
         if encoder is None or not encoder.is_loaded:
             return None
         return encoder.max_positions

@@ -25,10 +25,13 @@ from .transformer import add_encoder_if_missing, listened_width
 
 DEFAULT_TEXTCAT_MODEL = """
 [model]
-@architectures = "spacy-xlmr.SequenceClassifier.v1"
+@architectures = "spacy-xlmr.SequenceClassifier.v2"
 pooling = "cls"
 dropout = 0.1
 grad_factor = 1.0
+
+[model.tok2vec]
+@architectures = "spacy-xlmr.EncoderOutput.v1"
 upstream = "*"
 """
 DEFAULT_TEXTCAT_MODEL = Config().from_str(DEFAULT_TEXTCAT_MODEL)["model"]

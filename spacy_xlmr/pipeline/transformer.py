@@ -35,7 +35,8 @@ from ..encoder.data import (
     set_trf_data,
 )
 from ..encoder.interface import Encoder
-from ..encoder.listener import XLMRListener
+from ..encoder.listener import LINKED_ENCODER, XLMRListener
+from ..encoder.own_encoder import is_own_encoder, replace_listener, replace_listener_cfg
 from ..encoder.precision import clear_inference_cache
 from ..encoder.model import (
     encoder_from_bytes,
@@ -77,8 +78,6 @@ NO_WEIGHTS = "saved_without_weights"
 ADDED_FOR_HEAD = "added_for_head"
 # Factories whose components spacy-xlmr listeners listen to.
 ENCODER_FACTORIES = ("xlmr_transformer",)
-# The attribute of a listener that holds the encoder component it is linked to.
-LINKED_ENCODER = "_xlmr_linked_encoder"
 # A set_extra_annotations callback: (docs, the batch's output) -> None.
 AnnotationSetter = Callable[[List[Doc], TransformerDataBatch], None]
 NULL_ANNOTATION_SETTER = "spacy-xlmr.null_annotation_setter.v1"
@@ -199,6 +198,9 @@ class XLMRTransformer(TrainablePipe):
         self.vocab = vocab
         self.model = model
         self.set_extra_annotations = set_extra_annotations
+        # How nlp.replace_listeners gives a listening component its own copy.
+        model.attrs["replace_listener"] = replace_listener
+        model.attrs["replace_listener_cfg"] = replace_listener_cfg
         self.name = name
         self.cfg: Dict = {}
         self.listener_map: Dict[str, List[Model]] = {}
@@ -233,6 +235,8 @@ class XLMRTransformer(TrainablePipe):
         if self.model.has_dim("nO") and listener.has_dim("nO") is None:
             listener.set_dim("nO", self.model.get_dim("nO"))
         setattr(listener, LINKED_ENCODER, self)
+        if isinstance(listener, XLMRListener) and listener.origin is None:
+            listener.origin = self
         if isinstance(listener, XLMRListener):
             listener.encoder = self.encoder
             listener.encoder_name = self.name
@@ -593,8 +597,9 @@ def check_encoder_not_left_out(component: str, model: Model) -> None:
 def listened_width(model: Model, component: str) -> int:
     """The width of the encoder that ``model``'s listener is connected to."""
     for node in model.walk():
-        if isinstance(node, LISTENER_CLASSES) and node.has_dim("nO"):
-            return node.get_dim("nO")
+        if isinstance(node, LISTENER_CLASSES) or is_own_encoder(node):
+            if node.has_dim("nO"):
+                return node.get_dim("nO")
     raise ValueError(
         f"[{component}] Can't find the width of the encoder this component "
         "listens to. Initialize the pipeline with the encoder in front of it "

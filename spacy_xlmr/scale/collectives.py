@@ -109,6 +109,8 @@ def pipeline_weights(
                 if not isinstance(shim, PyTorchShim):
                     continue
                 module = shim_module(shim)
+                if module is None:
+                    continue
                 tensors: List[Tuple[str, torch.Tensor]] = list(module.named_parameters())
                 if not trainable_only:
                     tensors += list(module.named_buffers())
@@ -213,7 +215,7 @@ def _mark_overflow(shim: PyTorchShim) -> None:
     scaler = shim_grad_scaler(shim)
     if scaler.found_inf:
         return
-    device = next(shim_module(shim).parameters()).device
+    device = next(cast(torch.nn.Module, shim_module(shim)).parameters()).device
     scaler.unscale([torch.full((1,), float("inf"), device=device)])
 
 

@@ -228,13 +228,6 @@ def test_decoder_follows_the_config_after_loading(trained_nlp, tmp_path):
     assert "decoder" not in nlp.get_pipe("ner").cfg
 
 
-def test_replace_listeners_is_refused_clearly(trained_nlp):
-    config_before = trained_nlp.config.to_str()
-    with pytest.raises(NotImplementedError, match="replace_listeners"):
-        trained_nlp.replace_listeners("transformer", "ner", ["model.tok2vec"])
-    assert trained_nlp.config.to_str() == config_before
-
-
 def test_encoder_learns_when_the_last_listener_is_excluded(tiny_checkpoint, pt_examples):
 
     nlp = make_nlp(tiny_checkpoint)

@@ -28,8 +28,7 @@ What was changed, and only that:
 * Inline encoders (``spacy-transformers.Tok2VecTransformer``, with the
   encoder's settings as an ``encoder`` block) and the config that
   ``replace_listeners`` writes are named ``INLINE_ENCODER`` (``util.py``):
-  ``spacy-xlmr.Tok2VecEncoder.v1``, the name the replace_listeners work in
-  progress registers; not in spacy-xlmr's registry when this was written.
+  ``spacy-xlmr.Tok2VecEncoder.v1``.
 * Tests of spacy-transformers' internals are skipped; tests of features
   spacy-xlmr lacks are ``xfail(strict=True)`` with the gap as the reason, so
   they start failing (XPASS) once the feature lands and the marker must go.

@@ -11,7 +11,6 @@ the fast tokenizer); the encoder's tokenizer and HF config are read through
 ``strided_spans``.
 """
 import pytest
-from catalogue import RegistryError
 import copy
 import spacy
 from spacy import Language
@@ -31,10 +30,6 @@ from .util import ENCODER_ARCHITECTURE, ENCODER_FACTORY, load_config
 NO_SLOW_TOKENIZER = (
     "no tokenizer_config/use_fast=False: xlmr_transformer always loads the fast "
     "tokenizer (its offsets give the alignment)"
-)
-NO_INLINE_ENCODER = (
-    "spacy-xlmr has no inline encoder architecture (spacy-transformers' "
-    "Tok2VecTransformer; the replace_listeners gap)"
 )
 
 
@@ -235,7 +230,6 @@ inline_cfg_string = """
     """
 
 
-@pytest.mark.xfail(strict=True, raises=RegistryError, reason=NO_INLINE_ENCODER)
 def test_inline_transformer_tobytes(tiny_checkpoint):
     orig_config = load_config(inline_cfg_string, tiny_checkpoint)
     nlp = util.load_model_from_config(orig_config, auto_fill=True, validate=True)
@@ -247,7 +241,6 @@ def test_inline_transformer_tobytes(tiny_checkpoint):
     tagger2.from_bytes(tagger_bytes)
 
 
-@pytest.mark.xfail(strict=True, raises=RegistryError, reason=NO_INLINE_ENCODER)
 def test_initialized_inline_transformer_tobytes(tiny_checkpoint):
     orig_config = load_config(inline_cfg_string, tiny_checkpoint)
     nlp = util.load_model_from_config(orig_config, auto_fill=True, validate=True)
@@ -263,7 +256,6 @@ def test_initialized_inline_transformer_tobytes(tiny_checkpoint):
     assert list(tagger2.labels) == ["V"]
 
 
-@pytest.mark.xfail(strict=True, raises=RegistryError, reason=NO_INLINE_ENCODER)
 def test_inline_transformer_todisk(tiny_checkpoint):
     orig_config = load_config(inline_cfg_string, tiny_checkpoint)
     nlp = util.load_model_from_config(orig_config, auto_fill=True, validate=True)
@@ -278,7 +270,6 @@ def test_inline_transformer_todisk(tiny_checkpoint):
         assert list(tagger2.labels) == ["V"]
 
 
-@pytest.mark.xfail(strict=True, raises=RegistryError, reason=NO_INLINE_ENCODER)
 def test_initialized_inline_transformer_todisk(tiny_checkpoint):
     orig_config = load_config(inline_cfg_string, tiny_checkpoint)
     nlp = util.load_model_from_config(orig_config, auto_fill=True, validate=True)
@@ -294,7 +285,6 @@ def test_initialized_inline_transformer_todisk(tiny_checkpoint):
         assert list(tagger2.labels) == ["V"]
 
 
-@pytest.mark.xfail(strict=True, raises=RegistryError, reason=NO_INLINE_ENCODER)
 def test_inline_transformer_pipeline_tobytes(tiny_checkpoint):
     orig_config = load_config(inline_cfg_string, tiny_checkpoint)
     nlp = util.load_model_from_config(orig_config, auto_fill=True, validate=True)
@@ -309,7 +299,6 @@ def test_inline_transformer_pipeline_tobytes(tiny_checkpoint):
     assert nlp2.pipe_names == ["tagger"]
 
 
-@pytest.mark.xfail(strict=True, raises=RegistryError, reason=NO_INLINE_ENCODER)
 def test_inline_transformer_pipeline_todisk(tiny_checkpoint):
     orig_config = load_config(inline_cfg_string, tiny_checkpoint)
     nlp = util.load_model_from_config(orig_config, auto_fill=True, validate=True)
@@ -320,7 +309,6 @@ def test_inline_transformer_pipeline_todisk(tiny_checkpoint):
         assert nlp2.pipe_names == ["tagger"]
 
 
-@pytest.mark.xfail(strict=True, raises=RegistryError, reason=NO_INLINE_ENCODER)
 def test_initialized_inline_transformer_pipeline_todisk(tiny_checkpoint):
     orig_config = load_config(inline_cfg_string, tiny_checkpoint)
     nlp = util.load_model_from_config(orig_config, auto_fill=True, validate=True)

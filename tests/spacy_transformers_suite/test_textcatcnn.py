@@ -7,7 +7,6 @@ and the tiny checkpoint (``tokenizer_config`` left out; ``strided_spans``
 become ``window_size``/``stride``).
 """
 import pytest
-from catalogue import RegistryError
 from packaging.version import Version
 
 from spacy.training.example import Example
@@ -52,11 +51,6 @@ cfg_string = """
 # dropping python 3.7 switch to importlib.metadata.version("thinc")
 @pytest.mark.skipif(
     Version(thinc.__version__) < Version("8.1.8"), reason="Requires thinc>=8.1.8"
-)
-@pytest.mark.xfail(
-    strict=True, raises=RegistryError,
-    reason="spacy-xlmr has no inline encoder architecture (spacy-transformers' "
-    "Tok2VecTransformer; the replace_listeners gap)",
 )
 def test_textcatcnn(tiny_checkpoint):
     orig_config = load_config(cfg_string, tiny_checkpoint)

@@ -9,7 +9,6 @@ output is a list of ``TransformerData`` (spacy-transformers: a
 ``FullTransformerBatch``, read through ``.doc_data``).
 """
 import pytest
-from catalogue import RegistryError
 from spacy.training.example import Example
 from spacy.util import make_tempdir
 from spacy import util
@@ -53,11 +52,6 @@ cfg_string = """
 # fmt: on
 
 
-@pytest.mark.xfail(
-    strict=True, raises=RegistryError,
-    reason="spacy-xlmr has no inline encoder architecture (spacy-transformers' "
-    "Tok2VecTransformer; the replace_listeners gap)",
-)
 def test_transformer_pipeline_tagger_internal(tiny_checkpoint):
     """Test that a tagger with internal transformer runs and trains properly"""
     orig_config = load_config(cfg_string, tiny_checkpoint)
