@@ -85,6 +85,8 @@ def build_encoder(
     grad_scaler_config: Optional[dict] = None,
     inference_precision: str = "fp32",
     gradient_checkpointing: bool = False,
+    freeze_embeddings: bool = False,
+    frozen_layers: int = 0,
 ) -> EncoderModel:
     """An XLM-R encoder that outputs one ``TransformerData`` per doc.
 
@@ -108,8 +110,14 @@ def build_encoder(
         backward pass instead of keeping them: less memory in training, for
         more compute (base-sized on CPU: 26% less peak memory, 25-60% more
         time per step; benchmarks/train_speed.py).
+    freeze_embeddings (bool): Don't train the embeddings (for small data).
+    frozen_layers (int): Don't train the first ``frozen_layers`` transformer
+        layers either (to freeze the whole encoder, list its component in
+        ``[training] frozen_components``).
     """
     check_precision(inference_precision)
+    if frozen_layers < 0:
+        raise ValueError(f"frozen_layers must be 0 or more, got {frozen_layers}.")
     check_window_settings(window_size, stride)
     if max_batch_pieces < window_size + 2:
         raise ValueError(
@@ -132,6 +140,8 @@ def build_encoder(
             "grad_scaler_config": dict(grad_scaler_config or {}),
             "inference_precision": inference_precision,
             "gradient_checkpointing": gradient_checkpointing,
+            "freeze_embeddings": freeze_embeddings,
+            "frozen_layers": frozen_layers,
         },
     )
 
@@ -190,6 +200,7 @@ def set_encoder(
     check_window_settings(model.attrs["window_size"], model.attrs["stride"], max_length - 2)
     if model.attrs["gradient_checkpointing"]:
         enable_gradient_checkpointing(transformer)
+    freeze(model, transformer)
     mixed_precision = model.attrs["mixed_precision"]
     if mixed_precision and isinstance(model.ops, NumpyOps):
         warnings.warn(
@@ -202,6 +213,24 @@ def set_encoder(
     model.layers[0] = _wrapper(module, mixed_precision, model.attrs["grad_scaler_config"])
     model.set_dim("nO", transformer.config.hidden_size, force=True)
     clear_inference_cache(model)
+
+
+def freeze(model: EncoderModel, transformer: "XLMRobertaModel") -> None:
+    """Stop the gradients of the parts ``freeze_embeddings`` and
+    ``frozen_layers`` name (their weights then stay as they are)."""
+    layers = transformer.encoder.layer
+    n_frozen = model.attrs["frozen_layers"]
+    if n_frozen > len(layers) or (n_frozen == len(layers) and model.attrs["freeze_embeddings"]):
+        raise ValueError(
+            f"frozen_layers ({n_frozen}) leaves nothing of the encoder to train "
+            f"(it has {len(layers)} layers). To freeze the whole encoder, list its "
+            "component in [training] frozen_components (and annotating_components)."
+        )
+    frozen = list(layers[:n_frozen])
+    if model.attrs["freeze_embeddings"]:
+        frozen.append(transformer.embeddings)
+    for module in frozen:
+        module.requires_grad_(False)
 
 
 def check_tokenizer_fits(
@@ -363,6 +392,8 @@ def encode_windows(
     encoder.
     """
     check_loaded(model)
+    if is_train:  # a copy loaded by thinc has all its gradients on
+        freeze(model, get_transformer(model))
     transformer = model.layers[0]
     pad_id = get_tokenizer(model).pad_token_id
     outputs: List[Optional[Floats2d]] = [None] * len(windows)

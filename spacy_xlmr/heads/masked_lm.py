@@ -181,6 +181,8 @@ def masked_lm_logits(
         backprop_encoder(d_hidden)
         # Added after the encoder's own backward pass, which unscales the
         # gradients of its parameters when mixed precision is on.
+        if not embeddings.requires_grad:  # freeze_embeddings
+            return
         with torch.no_grad():
             if embeddings.grad is None:
                 embeddings.grad = d_embeddings.clone()

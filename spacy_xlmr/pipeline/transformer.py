@@ -65,6 +65,8 @@ mixed_precision = false
 grad_scaler_config = {}
 inference_precision = "fp32"
 gradient_checkpointing = false
+freeze_embeddings = false
+frozen_layers = 0
 """
 DEFAULT_ENCODER_MODEL = Config().from_str(DEFAULT_ENCODER_MODEL)["model"]
 # The files of a saved encoder (``save_pretrained``) that must be there.
@@ -604,7 +606,10 @@ def listened_width(model: Model, component: str) -> int:
         f"[{component}] Can't find the width of the encoder this component "
         "listens to. Initialize the pipeline with the encoder in front of it "
         "(nlp.initialize()), or add one with "
-        'nlp.add_pipe("xlmr_transformer", name="transformer", first=True).'
+        'nlp.add_pipe("xlmr_transformer", name="transformer", first=True). '
+        "An encoder in [training] frozen_components isn't initialized by spacy "
+        "train: source it from a trained pipeline ([components.transformer] "
+        "source = ...)."
     )
 
 
