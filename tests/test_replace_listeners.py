@@ -224,3 +224,41 @@ def test_sourcing_a_listening_component_alone_names_the_fixes(replaced, tiny_che
     target.add_pipe("transformer", source=nlp)
     target.add_pipe("xlmr_ner", source=nlp)
     assert target.get_pipe("transformer").listening_components == ["xlmr_ner"]
+
+
+PACKAGED_PREDICT = """
+import json, sys, spacy
+nlp = spacy.load("xx_xlmr_replaced_test")
+print(json.dumps([
+    [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+    for doc in nlp.pipe(json.loads(sys.stdin.read()))
+]))
+"""
+
+
+@pytest.mark.slow
+def test_packaged_without_the_encoder_predicts_the_same(replaced, tmp_path):
+    """spacy package of the replaced components alone (the encoder
+    component left out): the wheel's pipeline predicts the same."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .test_package import _package_and_install
+
+    nlp, texts, _, _ = replaced
+    nlp.to_disk(tmp_path / "full")
+    alone = spacy.load(tmp_path / "full", exclude=["transformer"])
+    alone.to_disk(tmp_path / "pipeline")
+    expected = [
+        [[e.start_char, e.end_char, e.label_] for e in doc.ents] for doc in alone.pipe(texts)
+    ]
+    assert any(expected)
+    target = _package_and_install(tmp_path / "pipeline", tmp_path, "xlmr_replaced_test")
+    result = subprocess.run(
+        [sys.executable, "-c", PACKAGED_PREDICT], input=json.dumps(texts),
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(target)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == expected

@@ -18,7 +18,9 @@ from thinc.types import Floats2d
 
 from .. import hf
 from ..encoder.alignment import tokenize_docs
-from ..encoder.listener import REDUCE_FIRST, encoder_of
+from ..encoder.data import get_trf_data
+from ..encoder.listener import REDUCE_FIRST, XLMRListener, encoder_of
+from ..encoder.own_encoder import is_own_encoder
 from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, TokenClassificationHead
 from ..heads.torch_head import build_head_module
 from .head_pipe import HeadPipe
@@ -155,12 +157,17 @@ class XLMRNER(HeadPipe):
                 span._.ent_score = score
 
     def _pieces_per_token(self, doc: Doc) -> numpy.ndarray:
-        """How many pieces each token has: from the encoder's output, or
-        (with its own copy of the encoder, after ``replace_listeners``) from
-        its tokenizer."""
-        if doc._.trf_data is not None:
-            return self.model.ops.to_numpy(doc._.trf_data.align.lengths)
-        tokenizer = encoder_of(self.model.get_ref("tok2vec")).tokenizer
+        """How many pieces each token has: from the output of the encoder
+        component this head listens to, or (with its own copy of the
+        encoder, after ``replace_listeners``) from its tokenizer."""
+        tok2vec = self.model.get_ref("tok2vec")
+        listener = tok2vec.maybe_get_ref("listener")
+        if listener is None or not is_own_encoder(listener):
+            name = listener.encoder_name if isinstance(listener, XLMRListener) else None
+            trf_data = get_trf_data(doc, name)
+            if trf_data is not None:
+                return self.model.ops.to_numpy(trf_data.align.lengths)
+        tokenizer = encoder_of(tok2vec).tokenizer
         (pieces,) = tokenize_docs(tokenizer, [doc])
         return numpy.array([len(token) for token in pieces.token_pieces])
 
