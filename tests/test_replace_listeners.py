@@ -262,3 +262,38 @@ def test_packaged_without_the_encoder_predicts_the_same(replaced, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == expected
+
+
+def test_a_pickle_planted_in_a_components_own_encoder_is_not_run(replaced, tmp_path):
+    """The copy's files inside the component's model file are safetensors and
+    JSON: weights swapped for a pickle are refused, never unpickled."""
+    import pickle
+
+    import srsly
+
+    from spacy_xlmr.storage import DamagedPipelineError
+
+    from .test_safe_loading import _Exploit
+
+    nlp, _, _, _ = replaced
+    nlp.to_disk(tmp_path / "pipeline")
+    model_file = tmp_path / "pipeline" / "xlmr_ner" / "model"
+    msg = srsly.msgpack_loads(model_file.read_bytes())
+    planted = 0
+    for shims in msg["shims"]:
+        for i, shim_bytes in enumerate(shims):
+            shim = srsly.msgpack_loads(shim_bytes)
+            # The heads' own torch layers save torch zips ("PK..."), the
+            # encoder copy a msgpack dict of its files.
+            files = None if shim["state"].startswith(b"PK") else srsly.msgpack_loads(shim["state"])
+            if isinstance(files, dict) and "model.safetensors" in files:
+                del files["model.safetensors"]
+                files["pytorch_model.bin"] = pickle.dumps(_Exploit(tmp_path / "pwned"))
+                shim["state"] = srsly.msgpack_dumps(files)
+                shims[i] = srsly.msgpack_dumps(shim)
+                planted += 1
+    assert planted == 1
+    model_file.write_bytes(srsly.msgpack_dumps(msg))
+    with pytest.raises(DamagedPipelineError, match="xlmr_ner"):
+        spacy.load(tmp_path / "pipeline", exclude=["transformer"])
+    assert not (tmp_path / "pwned").exists()
