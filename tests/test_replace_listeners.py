@@ -297,3 +297,21 @@ def test_a_pickle_planted_in_a_components_own_encoder_is_not_run(replaced, tmp_p
     with pytest.raises(DamagedPipelineError, match="xlmr_ner"):
         spacy.load(tmp_path / "pipeline", exclude=["transformer"])
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_head_sourced_into_a_pipeline_without_encoder_names_the_fixes(tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_ner", name="xlmr_ner")
+    nlp.get_pipe("xlmr_ner").add_label("LOC")
+    nlp.initialize()
+    target = spacy.blank("xx")
+    target.add_pipe("xlmr_ner", source=nlp)
+    with pytest.raises(ValueError, match="needs that pipeline's encoder: source it too.*"
+                       "replace_listeners"):
+        target("Maria mora em Lisboa.")
+    # Following the hint for untrained components instead is refused too.
+    target.add_pipe("xlmr_transformer", name="transformer", first=True,
+                    config={"model": {"name": str(tiny_checkpoint)}})
+    target.get_pipe("transformer").initialize(lambda: [], nlp=target)
+    with pytest.raises(ValueError, match="listens to the encoder of the pipeline it comes from"):
+        target("Maria mora em Lisboa.")

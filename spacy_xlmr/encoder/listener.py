@@ -139,9 +139,12 @@ def _listener_forward(
                 f"'{name}' in the pipeline and enabled "
                 "(spacy.load(..., disable=[...]) or exclude=[...] must not name "
                 "it), or add it with "
-                'nlp.add_pipe("xlmr_transformer", name="transformer", first=True). '
-                "When training with a frozen encoder, list it in "
-                "[training] annotating_components."
+                'nlp.add_pipe("xlmr_transformer", name="transformer", first=True) '
+                "for a component that was never trained. A component sourced "
+                "from a trained pipeline needs that pipeline's encoder: source "
+                "it too, or give the component its own copy there first with "
+                "nlp.replace_listeners. When training with a frozen encoder, "
+                "list it in [training] annotating_components."
             )
         outputs.append(trf_data)
     return _stand_in_for_empty(model, outputs), lambda d_outputs: []
