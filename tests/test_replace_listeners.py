@@ -315,3 +315,32 @@ def test_a_head_sourced_into_a_pipeline_without_encoder_names_the_fixes(tiny_che
     target.get_pipe("transformer").initialize(lambda: [], nlp=target)
     with pytest.raises(ValueError, match="listens to the encoder of the pipeline it comes from"):
         target("Maria mora em Lisboa.")
+
+
+def test_replace_listeners_before_initialize(tiny_checkpoint, examples):
+    """As with spacy-transformers: the copy has no weights until
+    nlp.initialize() loads them from the encoder's name."""
+    nlp = make_nlp(tiny_checkpoint)
+    nlp.add_pipe("xlmr_ner", name="xlmr_ner")
+    nlp.add_pipe("ner", name="spacy_ner", config={"model": NER_MODEL})
+    for name in COMPONENTS:
+        nlp.replace_listeners("transformer", name, ["model.tok2vec"])
+    nlp.remove_pipe("transformer")
+    optimizer = nlp.initialize(lambda: examples)
+    losses = nlp.update(examples[:8], sgd=optimizer)
+    assert losses["xlmr_ner"] > 0 and losses["spacy_ner"] > 0
+    assert len(nlp(examples[0].text)) > 0
+
+
+@pytest.mark.parametrize("factory,name", [
+    ("xlmr_textcat", "textcat"), ("xlmr_fill_mask", "fill_mask"), ("xlmr_qa", "qa"),
+])
+def test_every_head_replaced_before_initialize(tiny_checkpoint, factory, name):
+    nlp = make_nlp(tiny_checkpoint)
+    head = nlp.add_pipe(factory, name=name)
+    if factory == "xlmr_textcat":
+        head.add_label("A")
+    nlp.replace_listeners("transformer", name, ["model.tok2vec"])
+    nlp.remove_pipe("transformer")
+    nlp.initialize()
+    assert _head_outputs(nlp, name)[0]

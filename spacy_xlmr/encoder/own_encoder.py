@@ -17,7 +17,7 @@ from thinc.types import Floats2d, Ragged
 
 from .data import TransformerData, hidden_states
 from .listener import pool_pieces, stand_in_for_empty
-from .model import EncoderModel, is_loaded
+from .model import EncoderModel
 from .precision import clear_inference_cache
 
 OWN_ENCODER = "xlmr_own_encoder"
@@ -86,13 +86,8 @@ def _forward(
 def replace_listener(copy: EncoderModel, listener: Model, component: Any) -> Model:
     """spaCy's ``replace_listener`` callback: the layer that takes the place
     of ``listener``, running ``copy`` (the encoder component's model, copied
-    by ``Model.copy``)."""
-    if not is_loaded(copy):
-        raise ValueError(
-            f"[{component.name}] The encoder has no weights yet: initialize the "
-            "pipeline (nlp.initialize()) or load a trained one before "
-            "nlp.replace_listeners(), so that the component gets a copy of them."
-        )
+    by ``Model.copy``; without weights yet before ``initialize``, which then
+    loads them from its ``name``)."""
     clear_inference_cache(copy)
     return own_encoder(copy)
 

@@ -275,9 +275,9 @@ class XLMRFillMask(HeadPipe):
             report_all=False,
         )
         config = hf.load_config(hf_checkpoint) if hf_checkpoint else None
+        self.cfg["width"] = listened_width(self.model, self.name)
         encoder = encoder_of(self.model)
         encoder_config = encoder.config
-        self.cfg["width"] = listened_width(self.model, self.name)
         self.cfg["vocab_size"] = encoder_config.vocab_size
         self.cfg["eps"] = (config or encoder_config).layer_norm_eps
         self._check_tokenizer(encoder.tokenizer)

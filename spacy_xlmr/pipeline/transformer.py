@@ -597,8 +597,12 @@ def check_encoder_not_left_out(component: str, model: Model) -> None:
 
 
 def listened_width(model: Model, component: str) -> int:
-    """The width of the encoder that ``model``'s listener is connected to."""
+    """The width of the encoder that ``model``'s listener is connected to, or
+    of the component's own encoder (loaded here if it has no weights yet:
+    listeners replaced before ``initialize``)."""
     for node in model.walk():
+        if is_own_encoder(node) and not node.has_dim("nO"):
+            node.initialize()
         if isinstance(node, LISTENER_CLASSES) or is_own_encoder(node):
             if node.has_dim("nO"):
                 return node.get_dim("nO")
