@@ -74,6 +74,7 @@ for _cls in (Doc, Token):
         "top_k": 5,
         "targets": None,
         "mask_probability": 0.15,
+        "scorer": {"@scorers": "spacy-xlmr.mlm_scorer.v1"},
     },
     default_score_weights={"mlm_acc": 1.0, "mlm_ppl": None},
 )
@@ -84,6 +85,7 @@ def make_xlmr_fill_mask(
     top_k: int,
     targets: Optional[List[str]],
     mask_probability: float,
+    scorer: Optional[Callable],
 ) -> "XLMRFillMask":
     """Fill ``<mask>`` tokens; train with the masked-LM objective.
 
@@ -93,6 +95,10 @@ def make_xlmr_fill_mask(
         as written ("de" and "▁de" differ), else the first piece of the
         target's tokenization, with a warning.
     mask_probability (float): Share of pieces masked in training.
+    scorer (Optional[Callable]): Scores the model on masked copies of the
+        examples' texts; called with the examples and the keywords ``model``
+        and ``mask_probability``. Default ``spacy-xlmr.mlm_scorer.v1``
+        (``mlm_acc``, ``mlm_ppl``).
     """
     add_encoder_if_missing(nlp, model)
     # "<mask>" as one spaCy token where the tokenizer takes special cases (zh
@@ -102,8 +108,44 @@ def make_xlmr_fill_mask(
         add_special_case(MASK, [{ORTH: MASK}])
     return XLMRFillMask(
         nlp.vocab, model, name=name, top_k=top_k, targets=targets,
-        mask_probability=mask_probability,
+        mask_probability=mask_probability, scorer=scorer,
     )
+
+
+def score_mlm(
+    examples: Iterable[Example], *, model: Model, mask_probability: float, **kwargs: Any
+) -> Dict[str, Any]:
+    """Masked-piece accuracy (``mlm_acc``) and perplexity (``mlm_ppl``) of
+    ``model`` (a fill-mask component's model) on masked copies of the
+    predicted docs' texts, ``mask_probability`` of their pieces masked as in
+    training. The masks are drawn with a fixed seed, so every evaluation of
+    the same texts uses the same masks. Both are None if no piece was
+    masked."""
+    rng = numpy.random.default_rng(SCORE_SEED)
+    xp = model.ops.xp
+    n_pieces = n_correct = 0
+    neg_log_likelihood = 0.0
+    for batch in minibatch(examples, 32):
+        logits, targets, _ = masked_lm_logits(
+            model, [eg.predicted for eg in batch], rng, probability=mask_probability,
+        )
+        if len(targets) == 0:
+            continue
+        log_probs = _log_softmax(model.ops, logits)
+        neg_log_likelihood -= float(log_probs[xp.arange(len(targets)), targets].sum())
+        n_correct += int((logits.argmax(axis=1) == targets).sum())
+        n_pieces += len(targets)
+    if n_pieces == 0:
+        return {"mlm_acc": None, "mlm_ppl": None}
+    return {
+        "mlm_acc": n_correct / n_pieces,
+        "mlm_ppl": math.exp(neg_log_likelihood / n_pieces),
+    }
+
+
+def make_mlm_scorer() -> Callable:
+    """``spacy-xlmr.mlm_scorer.v1``: :func:`score_mlm`."""
+    return score_mlm
 
 
 class XLMRFillMask(HeadPipe):
@@ -120,6 +162,7 @@ class XLMRFillMask(HeadPipe):
         top_k: int = 5,
         targets: Optional[Sequence[str]] = None,
         mask_probability: float = 0.15,
+        scorer: Optional[Callable] = score_mlm,
     ) -> None:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}.")
@@ -134,6 +177,7 @@ class XLMRFillMask(HeadPipe):
         self.top_k = top_k
         self.targets = list(targets) if targets else None
         self.mask_probability = mask_probability
+        self.scorer = scorer
         self._target_ids: Optional[numpy.ndarray] = None  # computed on first use
         self.cfg: Dict[str, Any] = {"labels": [], "width": None, "vocab_size": None, "eps": None}
 
@@ -230,32 +274,15 @@ class XLMRFillMask(HeadPipe):
         return loss, d_logits / n_rows
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-        """Masked-piece accuracy (``mlm_acc``) and perplexity (``mlm_ppl``) on
-        masked copies of the examples' texts; the masks are drawn with a fixed
-        seed, so every evaluation of the same texts uses the same masks. Both
-        are None if no piece was masked."""
+        """Score the model with the component's ``scorer`` (default
+        ``spacy-xlmr.mlm_scorer.v1``: masked-piece accuracy ``mlm_acc`` and
+        perplexity ``mlm_ppl`` on masked copies of the examples' texts, the
+        masks drawn with a fixed seed). The scorer gets the component's
+        ``model`` and ``mask_probability`` as keywords."""
         validate_examples(examples, "XLMRFillMask.score")
-        rng = numpy.random.default_rng(SCORE_SEED)
-        xp = self.model.ops.xp
-        n_pieces = n_correct = 0
-        neg_log_likelihood = 0.0
-        for batch in minibatch(examples, 32):
-            logits, targets, _ = masked_lm_logits(
-                self.model, [eg.predicted for eg in batch], rng,
-                probability=self.mask_probability,
-            )
-            if len(targets) == 0:
-                continue
-            log_probs = _log_softmax(self.model.ops, logits)
-            neg_log_likelihood -= float(log_probs[xp.arange(len(targets)), targets].sum())
-            n_correct += int((logits.argmax(axis=1) == targets).sum())
-            n_pieces += len(targets)
-        if n_pieces == 0:
-            return {"mlm_acc": None, "mlm_ppl": None}
-        return {
-            "mlm_acc": n_correct / n_pieces,
-            "mlm_ppl": math.exp(neg_log_likelihood / n_pieces),
-        }
+        return super().score(
+            examples, **{"model": self.model, "mask_probability": self.mask_probability, **kwargs}
+        )
 
     def initialize(
         self,

@@ -112,6 +112,7 @@ for _name, _getter in (("qa_answer", _span_answer), ("qa_question", _span_questi
         "max_question_len": 64,
         "max_answer_len": 15,
         "handle_impossible_answer": False,
+        "scorer": {"@scorers": "spacy-xlmr.qa_scorer.v1"},
     },
     default_score_weights={
         "qa_f1": 1.0,
@@ -131,6 +132,7 @@ def make_xlmr_qa(
     max_question_len: int,
     max_answer_len: int,
     handle_impossible_answer: bool,
+    scorer: Optional[Callable],
 ) -> "XLMRQuestionAnswerer":
     """Extractive QA over ``doc._.qa_questions``; the options and their
     defaults are those of the HF question-answering pipeline.
@@ -144,14 +146,39 @@ def make_xlmr_qa(
     max_question_len (int): Questions are cut to this many pieces.
     max_answer_len (int): Longest answer, in pieces.
     handle_impossible_answer (bool): Allow no answer (SQuAD 2.0).
+    scorer (Optional[Callable]): Scores the answers of the examples' predicted
+        docs against the reference questions; default
+        ``spacy-xlmr.qa_scorer.v1`` (SQuAD exact match and F1).
     """
     add_encoder_if_missing(nlp, model)
     return XLMRQuestionAnswerer(
         nlp.vocab, model, name=name, make_doc=nlp.make_doc, spans_key=spans_key,
         top_k=top_k, max_seq_len=max_seq_len, doc_stride=doc_stride,
         max_question_len=max_question_len, max_answer_len=max_answer_len,
-        handle_impossible_answer=handle_impossible_answer,
+        handle_impossible_answer=handle_impossible_answer, scorer=scorer,
     )
+
+
+def score_qa(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+    """SQuAD exact match and F1 (``qa_exact``, ``qa_f1``, and for data with
+    unanswerable questions ``qa_HasAns_*`` / ``qa_NoAns_*``) of the top
+    answer in ``doc._.qa_answers`` of every predicted doc, against the
+    questions of the reference docs (a question with no predicted answer
+    counts as answered ``""``). Both None without questions."""
+    predictions: Dict[str, str] = {}
+    gold: List[Question] = []
+    for eg in examples:
+        gold.extend(get_questions(eg.reference))
+        for qid, answers in (eg.predicted._.qa_answers or {}).items():
+            predictions[qid] = answers[0]["answer"] if answers else ""
+    if not gold:
+        return {"qa_exact": None, "qa_f1": None}
+    return {f"qa_{key}": value for key, value in score_squad(predictions, gold).items()}
+
+
+def make_qa_scorer() -> Callable:
+    """``spacy-xlmr.qa_scorer.v1``: :func:`score_qa`."""
+    return score_qa
 
 
 @dataclass
@@ -190,6 +217,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         max_question_len: int = 64,
         max_answer_len: int = 15,
         handle_impossible_answer: bool = False,
+        scorer: Optional[Callable] = score_qa,
     ) -> None:
         self.vocab = vocab
         self.model = model
@@ -202,6 +230,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         self.max_question_len = max_question_len
         self.max_answer_len = max_answer_len
         self.handle_impossible_answer = handle_impossible_answer
+        self.scorer = scorer
         self.cfg: Dict[str, Any] = {"labels": [], "width": None}
         self._check_settings()
 
@@ -327,15 +356,16 @@ class XLMRQuestionAnswerer(HeadPipe):
         return loss, d_logits
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-        """SQuAD exact match and F1 (``qa_exact``, ``qa_f1``, and for data
-        with unanswerable questions ``qa_HasAns_*`` / ``qa_NoAns_*``) of the
-        top answer of every question of the reference docs. Predicted docs
-        without questions (``spacy evaluate`` reads the plain text) are
-        asked the reference questions first."""
+        """Score the top answer of every question of the reference docs with
+        the component's ``scorer`` (default ``spacy-xlmr.qa_scorer.v1``:
+        ``qa_exact``, ``qa_f1``, and for data with unanswerable questions
+        ``qa_HasAns_*`` / ``qa_NoAns_*``). Predicted docs without questions
+        (``spacy evaluate`` reads the plain text) are asked the reference
+        questions first."""
         validate_examples(examples, "XLMRQuestionAnswerer.score")
-        predictions: Dict[str, str] = {}
-        gold: List[Question] = []
         examples = list(examples)
+        if self.scorer is None:
+            return {}
         unasked = [eg for eg in examples if not eg.predicted._.get(EXTENSION)]
         for batch in minibatch(unasked, 16):
             docs = []
@@ -345,13 +375,7 @@ class XLMRQuestionAnswerer(HeadPipe):
                 ])
                 docs.append(eg.predicted)
             self.set_annotations(docs, self.predict(docs))
-        for eg in examples:
-            gold.extend(get_questions(eg.reference))
-            for qid, answers in (eg.predicted._.qa_answers or {}).items():
-                predictions[qid] = answers[0]["answer"] if answers else ""
-        if not gold:
-            return {"qa_exact": None, "qa_f1": None}
-        return {f"qa_{key}": value for key, value in score_squad(predictions, gold).items()}
+        return super().score(examples, **kwargs)
 
     def initialize(
         self,
