@@ -5,7 +5,10 @@ Config snippets (```ini blocks): the first is the encoder; each head snippet
 is merged into it (pipeline = transformer + the head). Python snippets
 (```python blocks): the first builds the encoder; each head snippet runs
 after it with ``get_examples`` defined. "xlm-roberta-base" and the trained
-pipeline's path are replaced by local ones."""
+pipeline's path are replaced by local ones.
+
+docs/architecture.md has no runnable snippets: its tests check that it has
+none and that the files, functions and registered names it mentions exist."""
 import re
 from pathlib import Path
 from typing import Dict, List
@@ -226,3 +229,48 @@ def test_adding_a_head_to_a_trained_pipeline_with_spacy_train(trained_ner, nlp_d
     for old, new in zip(before, _ner_logits(nlp, texts)):
         numpy.testing.assert_array_equal(old, new)
     assert set(nlp(texts[0]).cats) == set(read_labels(SIB200 / "labels.txt"))
+
+
+# docs/architecture.md: prose and a tree, no runnable snippets; every file,
+# function and registered name it mentions exists.
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+SOURCE_FILES = sorted((ROOT / "spacy_xlmr").rglob("*.py"))
+
+
+def test_architecture_page_has_no_runnable_snippets():
+    text = ARCHITECTURE.read_text()
+    fences = re.findall(r"^```(\S*)$", text, re.M)
+    assert fences and len(fences) % 2 == 0
+    assert set(fences[0::2]) == {"text"}, fences[0::2]
+
+
+def _mentioned_path(name: str) -> bool:
+    """A path relative to the repository, the package, or docs/; a bare file
+    name anywhere in the package."""
+    name = name.rstrip("/")
+    if any((base / name).exists() for base in (ROOT, ROOT / "spacy_xlmr", ROOT / "docs")):
+        return True
+    return "/" not in name and any(path.name == name for path in SOURCE_FILES)
+
+
+def test_architecture_page_names_what_exists():
+    text = ARCHITECTURE.read_text()
+    paths = set(re.findall(r"[\w/-]+\.(?:py|md|toml)\b|\b\w+/(?=[`\s,)])", text))
+    assert {"pipeline/qa.py", "encoder/own_encoder.py", "encoder/module.py"} <= paths
+    missing = sorted(path for path in paths if not _mentioned_path(path))
+    assert not missing, missing
+    source = "\n".join(path.read_text() for path in SOURCE_FILES)
+    source += (ROOT / "pyproject.toml").read_text()
+    code = set(re.findall(r"`([^`\s]+)`", text))
+    names = {c for c in code if re.fullmatch(r"[A-Za-z_]\w*", c) and ("_" in c or c[0].isupper())}
+    assert {"backprop_pending", "listener_gradient_scales", "HeadPipe"} <= names
+    missing = sorted(name for name in names if not re.search(rf"\b{name}\b", source))
+    assert not missing, missing
+    registered = {c for c in code if re.fullmatch(r"spacy-xlmr\.\w+\.v\d", c)}
+    assert "spacy-xlmr.mlm_scorer.v1" in registered
+    missing = sorted(name for name in registered if f'"{name}"' not in source)
+    assert not missing, missing
+
+
+def test_readme_links_the_architecture_page():
+    assert "architecture.md" in (ROOT / "README.md").read_text()
