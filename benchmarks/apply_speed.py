@@ -9,7 +9,6 @@ worker (ru_maxrss of an actor annotating the same docs).
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -19,12 +18,12 @@ from typing import Any, Dict, List
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # local Ray on 127.0.0.1
 
-ROOT = Path(__file__).parents[1]
+from lib.corpora import ntrex_files  # noqa: E402
+from lib.memory import ru_maxrss_mb  # noqa: E402
 
 
 def sentences(n: int) -> List[str]:
-    per_language = [p.read_text(encoding="utf8").splitlines()
-                    for p in sorted((ROOT / "data" / "text").glob("ntrex128-*.txt"))]
+    per_language = [p.read_text(encoding="utf8").splitlines() for p in ntrex_files()]
     mixed = [line for lines in zip(*per_language) for line in lines if line.strip()]
     return [mixed[i % len(mixed)] for i in range(n)]
 
@@ -45,18 +44,18 @@ def build_pipeline(path: Path) -> Path:
     return path / "pipeline"
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 class WorkerProbe:
     """A Ray actor that annotates like an apply worker and reports its peak RSS."""
 
     def run(self, pipeline: str, texts: List[str], batch_size: int) -> float:
+        # Not lib.memory.ru_maxrss_mb: a Ray worker can't import `lib`
+        # (benchmarks/ isn't on its path), and this class travels by value.
+        import resource
+
         from spacy_xlmr.scale.annotate import Annotator
 
         Annotator(pipeline, threads=1, batch_size=batch_size)({"text": texts})
-        return peak_rss_mb()
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -114,7 +113,7 @@ def main() -> None:
             "words_per_s": round(words / seconds, 1),
             "overhead_vs_nlp_pipe": round(seconds / base - 1, 3),
         }
-    results["driver_peak_rss_mb"] = round(peak_rss_mb(), 1)  # includes the nlp.pipe run
+    results["driver_peak_rss_mb"] = round(ru_maxrss_mb(), 1)  # includes the nlp.pipe run
     results["gpu"] = "not measured (no GPU lent)"
     text = json.dumps(results, indent=2)
     print(text)

@@ -16,22 +16,18 @@ own process:
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from itertools import cycle, islice
 from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+from lib.checkpoints import tiny_checkpoint
+from lib.corpora import ntrex_files, ntrex_lines
+from lib.env import OUTPUT_DIR
+from lib.memory import rss_mb
+
 SETUPS = ["discard", "discard+cleaner", "keep", "keep+cleaner"]
-
-
-def rss_mb() -> float:
-    """Current resident memory of this process (Linux)."""
-    with open("/proc/self/statm") as file_:
-        pages = int(file_.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
 
 
 def run_setup(setup: str, checkpoint: Path, n_docs: int, every: int, batch_size: int) -> dict:
@@ -39,12 +35,7 @@ def run_setup(setup: str, checkpoint: Path, n_docs: int, every: int, batch_size:
     import torch
 
     torch.set_num_threads(1)
-    texts = [
-        line.strip()
-        for path in sorted((ROOT / "data" / "text").glob("ntrex128-*.txt"))
-        for line in path.open(encoding="utf8")
-        if line.strip()
-    ]
+    texts = [line for path in ntrex_files() for line in ntrex_lines(path)]
     nlp = spacy.blank("xx")
     nlp.add_pipe(
         "xlmr_transformer", name="transformer", config={"model": {"name": str(checkpoint)}}
@@ -77,7 +68,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--setups", nargs="+", default=SETUPS, choices=SETUPS)
     parser.add_argument(
-        "--output", type=Path, default=ROOT / "benchmarks" / "output" / "memory_stream"
+        "--output", type=Path, default=OUTPUT_DIR / "memory_stream"
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -86,10 +77,7 @@ def main() -> None:
         result = run_setup(args.worker, checkpoint, args.docs, args.every, args.batch_size)
         print(json.dumps(result))
         return
-    if not (checkpoint / "config.json").exists():
-        from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
-
-        build_checkpoint(checkpoint, shipped_texts())
+    tiny_checkpoint(checkpoint, verbose=False)
     results = []
     for setup in args.setups:
         out = subprocess.run(

@@ -8,153 +8,61 @@ Trains two pipelines per language with ``spacy train`` and scores them with
   B. spacy-transformers ``transformer`` + spaCy ``ner`` (configs/ner_spacy_trf.cfg)
   C. (ablation, ``--systems C``) ``xlmr_transformer`` + spaCy ``ner`` with
      B's listener (configs/ner_xlmr_spacy_ner.cfg)
+  M. (ablation, ``--systems M``) A with mean pooling (configs/ner_xlmr_mean.cfg)
 
 Both start from the same tiny, randomly initialised XLM-R checkpoint (built
 once with ``spacy_xlmr.checkpoints.build_checkpoint``), use the same seed,
 data, batcher, optimizer, learning-rate schedule and number of update steps.
 The configs differ only in their [components] blocks; the batcher wrapper
-below fixes the order of the examples, so every system sees the same batches.
+(``lib/train_hooks.py``, passed to ``spacy train --code``) fixes the order of
+the examples, so every system sees the same batches.
 
 It also measures how each encoder aligns spaCy tokens to XLM-R pieces on the
 test texts (see ``alignment_quality``).
 
 Usage (from the repository root):
 
-    /work/venv/bin/python benchmarks/ner_uner.py                 # zh pt, defaults
-    /work/venv/bin/python benchmarks/ner_uner.py pt --max-steps 50 --train-limit 500
-
-This file is also passed to ``spacy train --code``: it registers the batcher
-wrapper and logger that time every update step (``spacy-xlmr-bench.*``).
+    python benchmarks/ner_uner.py                 # zh pt, defaults
+    python benchmarks/ner_uner.py pt --max-steps 50 --train-limit 500
 """
 import argparse
-import hashlib
 import json
 import os
-import platform
-import random
-import subprocess
 import sys
 import time
 import unicodedata
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Optional
 
-from spacy.util import registry
+from lib.corpora import convert_uner
+from lib.env import CONFIG_DIR, REPO, run_logged
+from lib.results import finish, header, pct, save
+from lib.systems import System
+from lib.training import add_common_arguments, budget, prepare_run, step_stats, train_command
 
-REPO = Path(__file__).resolve().parent.parent
-HERE = Path(__file__).resolve().parent
-CONFIG_DIR = HERE / "configs"
 SYSTEMS = {
-    # key: (label, config, description)
-    "A": ("spacy_xlmr", CONFIG_DIR / "ner_xlmr.cfg", "xlmr_transformer + xlmr_ner"),
-    "B": (
+    "A": System("spacy_xlmr", "xlmr_transformer + xlmr_ner", CONFIG_DIR / "ner_xlmr.cfg"),
+    "B": System(
         "spacy-transformers",
-        CONFIG_DIR / "ner_spacy_trf.cfg",
         "transformer (TransformerModel.v3) + ner (TransformerListener.v1, reduce_mean)",
+        CONFIG_DIR / "ner_spacy_trf.cfg",
     ),
     # Ablation, only with --systems ...C: A's encoder with B's head.
-    "C": (
+    "C": System(
         "xlmr encoder + spaCy ner",
-        CONFIG_DIR / "ner_xlmr_spacy_ner.cfg",
         "xlmr_transformer + ner (TransformerListener.v1, reduce_mean)",
+        CONFIG_DIR / "ner_xlmr_spacy_ner.cfg",
     ),
     # Ablation, only with --systems ...M: A with mean pooling over each
     # token's pieces instead of its first piece.
-    "M": (
+    "M": System(
         "spacy_xlmr, mean pooling",
-        CONFIG_DIR / "ner_xlmr_mean.cfg",
         "xlmr_transformer + xlmr_ner (reduce_mean)",
+        CONFIG_DIR / "ner_xlmr_mean.cfg",
     ),
 }
 DEFAULT_MAX_STEPS = 2000
 DEFAULT_BATCH_SIZE = 16  # sentences per update (spacy.batch_by_sequence.v1)
-
-
-# ---------------------------------------------------------------------------
-# Registered functions used by the configs (loaded with `spacy train --code`).
-# ---------------------------------------------------------------------------
-
-_BATCHES: Dict[str, List] = {"start": [], "cpu_start": [], "words": []}
-
-
-@registry.batchers("spacy-xlmr-bench.timed_batches.v1")
-def timed_batches(
-    batcher: Callable[[Iterable], Iterable[List]], shuffle_seed: Optional[int] = None
-) -> Callable:
-    """Wrap a batcher: record, for every batch the training loop draws, the
-    time it was drawn (= the start of that update step; wall and CPU time)
-    and its word count.
-
-    With ``shuffle_seed``, each epoch's examples are first put in a canonical
-    order and shuffled with a private RNG seeded by (shuffle_seed, epoch).
-    spaCy's own per-epoch shuffle uses the global ``random`` module, which
-    components also draw from during updates (the transition-based ``ner``
-    does), so without this the two systems would see the same examples in
-    different orders from the second epoch on."""
-    epochs = [0]
-
-    def batch(items: Iterable) -> Iterable[List]:
-        if shuffle_seed is not None:
-            items = sorted(items, key=_example_key)
-            random.Random(f"{shuffle_seed}-{epochs[0]}").shuffle(items)
-        epochs[0] += 1
-        for examples in batcher(items):
-            _BATCHES["words"].append(sum(len(eg) for eg in examples))
-            _BATCHES["cpu_start"].append(time.process_time())
-            _BATCHES["start"].append(time.perf_counter())
-            yield examples
-
-    return batch
-
-
-def _example_key(eg) -> tuple:
-    ref = eg.reference
-    return (
-        ref.text,
-        tuple(t.text for t in ref),
-        tuple((e.start, e.end, e.label_) for e in ref.ents),
-    )
-
-
-@registry.loggers("spacy-xlmr-bench.step_timer.v1")
-def step_timer(path: Optional[str] = None) -> Callable:
-    """spaCy's console logger, plus a JSON file with one record per update
-    step: start and end time, words, and whether the step was evaluated (an
-    evaluated step's time includes the dev evaluation and checkpoint saving)."""
-    console = registry.loggers.get("spacy.ConsoleLogger.v3")(progress_bar=None)
-
-    def setup(nlp, stdout=sys.stdout, stderr=sys.stderr):
-        log_console, finalize_console = console(nlp, stdout, stderr)
-        steps: List[Dict] = []
-
-        def log_step(info: Optional[Dict]) -> None:
-            end = time.perf_counter()
-            i = len(steps)
-            record = {
-                "step": i,
-                "start": _BATCHES["start"][i],
-                "end": end,
-                "words": _BATCHES["words"][i],
-                "evaluated": info is not None,
-            }
-            if info is not None:
-                record["score"] = info["score"]
-                record["losses"] = {k: float(v) for k, v in info["losses"].items()}
-                other = info.get("other_scores") or {}
-                record["dev"] = {
-                    k: other.get(k) for k in ("ents_p", "ents_r", "ents_f", "speed")
-                }
-            steps.append(record)
-            log_console(info)
-
-        def finalize() -> None:
-            finalize_console()
-            if path:
-                Path(path).write_text(json.dumps(steps), encoding="utf8")
-
-        return log_step, finalize
-
-    return setup
 
 
 # ---------------------------------------------------------------------------
@@ -282,130 +190,25 @@ def alignment_quality(nlp, docs) -> Dict:
 # ---------------------------------------------------------------------------
 
 
-def versions() -> Dict[str, str]:
-    from importlib.metadata import version
-
-    result = {"python": platform.python_version()}
-    for name in ("torch", "spacy", "spacy-transformers", "transformers", "thinc", "spacy-xlmr"):
-        try:
-            result[name] = version(name)
-        except Exception:  # pragma: no cover
-            result[name] = "?"
-    return result
-
-
-def machine() -> Dict[str, str]:
-    model = platform.processor() or "?"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import torch
-
-    return {
-        "cpu": model,
-        "cores": str(os.cpu_count()),
-        "torch_threads": str(torch.get_num_threads()),
-        "platform": platform.platform(),
-    }
-
-
 def convert_data(data_dir: Path, lang: str, out_dir: Path, train_limit, dev_limit) -> Dict:
-    from spacy_xlmr.convert.iob2 import convert_iob2
-
     src = data_dir / "ner" / "uner" / lang
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stats = {}
-    splits = {"train": ("train.iob2", train_limit), "test": ("test.iob2", None)}
     # The dev set is only scored by `spacy train` for its log (the model we
     # test is model-last, so dev is never used for selection).
     dev_src = "dev.iob2" if (src / "dev.iob2").exists() else "train.iob2"
-    splits["dev"] = (dev_src, dev_limit)
-    for split, (filename, limit) in splits.items():
-        result = convert_iob2(
-            src / filename, out_dir / f"{split}.spacy", lang="xx", n_sents=1, limit=limit
-        )
-        stats[split] = {
-            "file": str(src / filename),
-            "docs": result.docs,
-            "tokens": result.tokens,
-            "entities": sum(result.entities.values()),
-            "warnings": dict(result.warnings),
-            "skipped": dict(result.skipped),
-        }
-    return stats
-
-
-def thread_env(threads: int) -> Dict[str, str]:
-    """The environment for the subprocesses: ``threads`` intra-op threads."""
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = str(threads)
-    return env
-
-
-def run_logged(cmd: List[str], log_path: Path, threads: int) -> float:
-    """Run ``cmd`` from the repo root with output to ``log_path``; return the
-    wall time. Raises with the log's tail if it fails."""
-    print("$ " + " ".join(cmd), flush=True)
-    start = time.perf_counter()
-    with log_path.open("w", encoding="utf8") as log:
-        proc = subprocess.run(
-            cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=thread_env(threads)
-        )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        tail = log_path.read_text(encoding="utf8")[-4000:]
-        raise RuntimeError(f"Command failed ({proc.returncode}), log {log_path}:\n{tail}")
-    return wall
-
-
-def step_stats(steps: List[Dict]) -> Dict:
-    plain = [s for s in steps if not s["evaluated"]]
-    update_s = sum(s["end"] - s["start"] for s in plain)
-    words = sum(s["words"] for s in plain)
-    words_seq = ",".join(str(s["words"]) for s in steps)
-    return {
-        "steps": len(steps),
-        # Same fingerprint in two runs = same batches (sizes) in the same order.
-        "batch_words_fingerprint": hashlib.sha1(words_seq.encode()).hexdigest()[:12],
-        "train_words": sum(s["words"] for s in steps),
-        "timed_steps": len(plain),
-        "timed_words": words,
-        "timed_update_s": update_s,
-        "words_per_s": words / update_s if update_s else None,
-        "loop_s": steps[-1]["end"] - steps[0]["start"] if steps else None,
-        "final_losses": steps[-1].get("losses") if steps else None,
-        "dev_final": steps[-1].get("dev") if steps else None,
-    }
+    splits = {"train": ("train.iob2", train_limit), "test": ("test.iob2", None),
+              "dev": (dev_src, dev_limit)}
+    return convert_uner(src, out_dir, splits)
 
 
 def run_system(key: str, lang: str, data: Path, out: Path, checkpoint: Path, args) -> Dict:
-    label, config, description = SYSTEMS[key]
+    system = SYSTEMS[key]
     run_dir = out / lang / key
     run_dir.mkdir(parents=True, exist_ok=True)
     train_log = run_dir / "steps.json"
-    warmup = max(1, args.max_steps // 10)
-    train_cmd = [
-        sys.executable, "-m", "spacy", "train", str(config),
-        "--output", str(run_dir / "training"),
-        "--code", str(Path(__file__).resolve()),
-        "--gpu-id", "-1",
-        "--paths.train", str(data / "train.spacy"),
-        "--paths.dev", str(data / "dev.spacy"),
-        "--paths.checkpoint", str(checkpoint),
-        "--paths.train_log", str(train_log),
-        "--system.seed", str(args.seed),
-        "--training.max_steps", str(args.max_steps),
-        "--training.eval_frequency", str(args.max_steps),
-        "--training.batcher.batcher.size", str(args.batch_size),
-        "--training.optimizer.learn_rate.initial_rate", str(args.learn_rate),
-        "--training.optimizer.learn_rate.warmup_steps", str(warmup),
-        "--training.optimizer.learn_rate.total_steps", str(args.max_steps),
-    ]
+    train_cmd = train_command(
+        system.config, run_dir / "training", data / "train.spacy", data / "dev.spacy",
+        checkpoint, train_log, args,
+    )
     load_before = os.getloadavg()[0]
     train_wall = run_logged(train_cmd, run_dir / "train.log", args.threads)
     load_after = os.getloadavg()[0]
@@ -418,11 +221,11 @@ def run_system(key: str, lang: str, data: Path, out: Path, checkpoint: Path, arg
     eval_wall = run_logged(eval_cmd, run_dir / "evaluate.log", args.threads)
     metrics = json.loads(metrics_path.read_text(encoding="utf8"))
     steps = json.loads(train_log.read_text(encoding="utf8"))
-    result = {
+    return {
         "system": key,
-        "label": label,
-        "description": description,
-        "config": str(config.relative_to(REPO)),
+        "label": system.label,
+        "description": system.description,
+        "config": str(system.config.relative_to(REPO)),
         "train_command": train_cmd,
         "train_wall_s": train_wall,
         # 1-minute load average of the (shared) machine around the training.
@@ -433,7 +236,6 @@ def run_system(key: str, lang: str, data: Path, out: Path, checkpoint: Path, arg
         },
         "training": step_stats(steps),
     }
-    return result
 
 
 def measure_alignment(model: Path, test_path: Path) -> Dict:
@@ -447,10 +249,6 @@ def measure_alignment(model: Path, test_path: Path) -> Dict:
         for ref in refs
     ]
     return alignment_quality(nlp, docs)
-
-
-def pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.1f}"
 
 
 def markdown_table(results: Dict) -> str:
@@ -473,39 +271,6 @@ def markdown_table(results: Dict) -> str:
     return "\n".join(lines)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, name: str, systems: str) -> None:
-    """Options every benchmark here shares (learning rate, seed, threads,
-    systems, output, data, checkpoint)."""
-    parser.add_argument("--learn-rate", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch/OpenMP threads per process (1: robust on a shared machine)")
-    parser.add_argument("--systems", default="AB", help=f"which systems to run ({systems})")
-    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "output" / name)
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="existing checkpoint dir (default: build a tiny one under --output)")
-
-
-def prepare_run(args: argparse.Namespace) -> Tuple[Path, Path]:
-    """Set torch's threads, create the output dir and build (or reuse) the
-    tiny checkpoint. Returns (output dir, checkpoint dir)."""
-    import torch
-
-    torch.set_num_threads(args.threads)
-    out = args.output.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
-
-        checkpoint = out / "checkpoint-tiny"
-        if not (checkpoint / "config.json").exists():
-            print(f"Building tiny checkpoint in {checkpoint}", flush=True)
-            build_checkpoint(checkpoint, shipped_texts(), size="tiny", seed=args.seed)
-    return out, checkpoint.resolve()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("languages", nargs="*", default=["zh", "pt"])
@@ -522,24 +287,9 @@ def main() -> None:
 
     start = time.perf_counter()
     out, checkpoint = prepare_run(args)
-
     results = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "checkpoint": str(checkpoint),
-        "machine": machine(),
-        "versions": versions(),
-        "budget": {
-            "max_steps": args.max_steps,
-            "update_steps": args.max_steps + 1,  # spaCy's loop runs steps 0..max_steps
-            "batch_size_sentences": args.batch_size,
-            "optimizer": "Adam.v1 (L2 0.01 decoupled, grad_clip 1.0)",
-            "learn_rate": f"warmup_linear: {args.learn_rate} peak, "
-                          f"{max(1, args.max_steps // 10)} warmup steps, {args.max_steps} total",
-            "dropout": 0.1,
-            "seed": args.seed,
-            "threads_per_process": args.threads,
-        },
+        **header(args, checkpoint=str(checkpoint)),
+        "budget": budget(args, "batch_size_sentences"),
         "languages": {},
     }
     for lang in args.languages:
@@ -549,7 +299,7 @@ def main() -> None:
         entry = {"data": data_stats, "systems": {}}
         results["languages"][lang] = entry
         for key in args.systems:
-            print(f"== {lang}: system {key} ({SYSTEMS[key][0]})", flush=True)
+            print(f"== {lang}: system {key} ({SYSTEMS[key].label})", flush=True)
             r = run_system(key, lang, data, out, checkpoint, args)
             r["alignment"] = measure_alignment(
                 out / lang / key / "training" / "model-last", data / "test.spacy"
@@ -561,14 +311,8 @@ def main() -> None:
                 f"misaligned={pct(r['alignment']['misaligned_frac'])}%",
                 flush=True,
             )
-            (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf8")
-    results["total_wall_s"] = time.perf_counter() - start
-    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf8")
-    table = markdown_table(results)
-    (out / "results.md").write_text(table + "\n", encoding="utf8")
-    print()
-    print(table)
-    print(f"\nTotal wall time: {results['total_wall_s']:.0f} s; results in {out / 'results.json'}")
+            save(results, out)
+    finish(results, out, start, markdown_table)
 
 
 if __name__ == "__main__":

@@ -23,27 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from lib.checkpoints import tiny_checkpoint
+from lib.corpora import split_squad_by_article
+from lib.env import OUTPUT_DIR, REPO, SHARED_DATA_DIR, machine, versions
 
-from ner_uner import machine, versions  # noqa: E402
-
-REPO = HERE.parent
-SOURCE = REPO.parent / "shared" / "data" / "qa" / "squad-es-v2" / "es" / "dev-v2.0-es_small.json"
-
-
-def split_by_article(source: Path, out_dir: Path, every: int) -> dict:
-    squad = json.loads(source.read_text(encoding="utf8"))
-    articles = sorted(squad["data"], key=lambda article: article["title"])
-    test = [a for i, a in enumerate(articles) if i % every == every - 1]
-    train = [a for i, a in enumerate(articles) if i % every != every - 1]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, part in (("train", train), ("test", test)):
-        (out_dir / f"{name}.json").write_text(
-            json.dumps({"version": squad.get("version", "v2.0"), "data": part}, ensure_ascii=False),
-            encoding="utf8",
-        )
-    return {"train_articles": len(train), "test_articles": len(test)}
+SOURCE = SHARED_DATA_DIR / "qa" / "squad-es-v2" / "es" / "dev-v2.0-es_small.json"
 
 
 def main() -> None:
@@ -54,22 +38,19 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument("--test-every", type=int, default=5, help="Hold out every n-th article")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output", type=Path, default=HERE / "output" / "qa_squad_es")
+    parser.add_argument("--output", type=Path, default=OUTPUT_DIR / "qa_squad_es")
     args = parser.parse_args()
 
-    from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
     from spacy_xlmr.convert import convert_squad, read_squad
     from spacy_xlmr.pipeline.qa_data import score_squad
 
     out = args.output
-    split = split_by_article(args.source, out / "data", args.test_every)
+    split = split_squad_by_article(args.source, out / "data", args.test_every)
     stats = {}
     for name in ("train", "test"):
         stats[name] = convert_squad(out / "data" / f"{name}.json", out / "data" / f"{name}.spacy")
         print(f"{name}:\n{stats[name].summary()}")
-    checkpoint = out / "checkpoint-tiny"
-    if not (checkpoint / "config.json").exists():
-        build_checkpoint(checkpoint, shipped_texts(), size="tiny", seed=0)
+    checkpoint = tiny_checkpoint(out / "checkpoint-tiny", seed=0, verbose=False)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
     start = time.perf_counter()
     subprocess.run(

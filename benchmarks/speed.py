@@ -142,11 +142,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from ner_uner import REPO, machine, versions  # noqa: E402
+from lib.env import REPO, machine, versions
 
 TEXT_DIR = REPO / "data" / "text"
 VOCAB_SIZE = 250002  # xlm-roberta-base

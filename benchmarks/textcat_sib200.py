@@ -18,39 +18,29 @@ Both systems start from the same tiny, randomly initialised XLM-R checkpoint
 (built once with ``spacy_xlmr.checkpoints.build_checkpoint``) and use the same
 seed, data, batches, optimizer, learning-rate schedule and number of update
 steps. The configs differ only in their [components] blocks. The batcher
-wrapper and step timer come from ``ner_uner.py`` (imported, not copied).
+wrapper and step timer (``spacy-xlmr-bench.timed_batches.v1``,
+``spacy-xlmr-bench.cats_step_timer.v1``) are in ``lib/train_hooks.py``, which
+is passed to ``spacy train --code``.
 
 Usage (from the repository root):
 
-    /work/venv/bin/python benchmarks/textcat_sib200.py                 # both settings, defaults
-    /work/venv/bin/python benchmarks/textcat_sib200.py --settings en --max-steps 100
-
-This file is also passed to ``spacy train --code``: importing it registers the
-batcher wrapper (``spacy-xlmr-bench.timed_batches.v1``, from ner_uner.py) and
-the logger ``spacy-xlmr-bench.cats_step_timer.v1``.
+    python benchmarks/textcat_sib200.py                 # both settings, defaults
+    python benchmarks/textcat_sib200.py --settings en --max-steps 100
 """
 import argparse
 import json
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
-from spacy.util import registry
+from lib.corpora import convert_sib200, sib200_labels
+from lib.env import CONFIG_DIR, REPO, run_logged
+from lib.results import finish, header, pct, save
+from lib.systems import System
+from lib.training import add_common_arguments, budget, prepare_run, step_stats, train_command
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-import ner_uner  # noqa: E402,F401  (registers spacy-xlmr-bench.timed_batches.v1 / step_timer.v1)
-from ner_uner import (  # noqa: E402
-    REPO, add_common_arguments, machine, pct, prepare_run, run_logged, step_stats,
-    step_timer, versions,
-)
-
-CONFIG_DIR = HERE / "configs"
 LANGUAGES = ["en", "es", "pt", "sv", "ru", "zh", "ja", "ar", "hi"]
 SETTINGS = {
     # key: (label, training languages)
@@ -58,106 +48,25 @@ SETTINGS = {
     "en": ("en→x", ["en"]),
 }
 SYSTEMS = {
-    # key: (label, config, description)
-    "A": (
+    "A": System(
         "spacy_xlmr",
-        CONFIG_DIR / "textcat_xlmr.cfg",
         "xlmr_transformer + xlmr_textcat (exclusive, cls pooling)",
+        CONFIG_DIR / "textcat_xlmr.cfg",
     ),
-    "B": (
+    "B": System(
         "spacy-transformers",
-        CONFIG_DIR / "textcat_spacy_trf.cfg",
         "transformer (TransformerModel.v3) + textcat (TextCatReduce.v1 mean, "
         "TransformerListener.v1 reduce_mean)",
+        CONFIG_DIR / "textcat_spacy_trf.cfg",
     ),
 }
 DEFAULT_MAX_STEPS = 4000
 DEFAULT_BATCH_SIZE = 16  # docs (sentences) per update (spacy.batch_by_sequence.v1)
-DEV_KEYS = ("cats_score", "cats_macro_f", "cats_micro_f", "cats_macro_auc", "speed")
-
-
-# ---------------------------------------------------------------------------
-# Registered functions used by the configs (loaded with `spacy train --code`).
-# ---------------------------------------------------------------------------
-
-
-@registry.loggers("spacy-xlmr-bench.cats_step_timer.v1")
-def cats_step_timer(path: Optional[str] = None) -> Callable:
-    """ner_uner's ``step_timer`` (console log + one JSON record per update
-    step), with the textcat dev scores stored in the evaluated steps' "dev"
-    (``step_timer`` stores the NER ones)."""
-    inner = step_timer(path)
-
-    def setup(nlp, stdout=sys.stdout, stderr=sys.stderr):
-        log_step, finalize = inner(nlp, stdout, stderr)
-        dev_scores: List[Dict] = []
-
-        def log(info: Optional[Dict]) -> None:
-            if info is not None:
-                other = info.get("other_scores") or {}
-                dev_scores.append({k: other.get(k) for k in DEV_KEYS})
-            log_step(info)
-
-        def finish() -> None:
-            finalize()
-            if path and Path(path).exists():
-                steps = json.loads(Path(path).read_text(encoding="utf8"))
-                evaluated = [s for s in steps if s["evaluated"]]
-                for record, dev in zip(evaluated, dev_scores):
-                    record["dev"] = dev
-                Path(path).write_text(json.dumps(steps), encoding="utf8")
-
-        return log, finish
-
-    return setup
 
 
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------
-
-
-def read_labels(data_dir: Path) -> List[str]:
-    path = data_dir / "textcat" / "sib200" / "en" / "labels.txt"
-    return [line.strip() for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
-
-
-def convert_data(data_dir: Path, out_dir: Path, labels: List[str]) -> Dict:
-    """Convert every language's train/dev/test TSV to .spacy (``lang="xx"``,
-    the tokenizer of both pipelines) and write the union of the train and of
-    the dev sets under ``all/``. Returns doc counts and label counts."""
-    from spacy.tokens import DocBin
-    from spacy.vocab import Vocab
-
-    from spacy_xlmr.convert.textcat import convert_textcat
-
-    stats: Dict = {}
-    for lang in LANGUAGES:
-        src = data_dir / "textcat" / "sib200" / lang
-        stats[lang] = {}
-        for split in ("train", "dev", "test"):
-            result = convert_textcat(
-                src / f"{split}.tsv", out_dir / lang / f"{split}.spacy", lang="xx",
-                format="sib200", labels=labels,
-            )
-            stats[lang][split] = {
-                "file": str(src / f"{split}.tsv"),
-                "docs": result.docs,
-                "tokens": result.tokens,
-                "labels": dict(result.labels),
-                "warnings": dict(result.warnings),
-                "skipped": dict(result.skipped),
-            }
-    vocab = Vocab()
-    (out_dir / "all").mkdir(parents=True, exist_ok=True)
-    for split in ("train", "dev"):
-        union = DocBin(store_user_data=False)
-        for lang in LANGUAGES:
-            for doc in DocBin().from_disk(out_dir / lang / f"{split}.spacy").get_docs(vocab):
-                union.add(doc)
-        union.to_disk(out_dir / "all" / f"{split}.spacy")
-        stats.setdefault("all", {})[split] = {"docs": len(union)}
-    return stats
 
 
 def corpus_paths(setting: str, data: Path) -> Dict[str, Path]:
@@ -247,29 +156,15 @@ def _mean(values: List[float]) -> Optional[float]:
 
 
 def run_system(key: str, setting: str, data: Path, out: Path, checkpoint: Path, args) -> Dict:
-    label, config, description = SYSTEMS[key]
+    system = SYSTEMS[key]
     run_dir = out / setting / key
     run_dir.mkdir(parents=True, exist_ok=True)
     train_log = run_dir / "steps.json"
     paths = corpus_paths(setting, data)
-    warmup = max(1, args.max_steps // 10)
-    train_cmd = [
-        sys.executable, "-m", "spacy", "train", str(config),
-        "--output", str(run_dir / "training"),
-        "--code", str(Path(__file__).resolve()),
-        "--gpu-id", "-1",
-        "--paths.train", str(paths["train"]),
-        "--paths.dev", str(paths["dev"]),
-        "--paths.checkpoint", str(checkpoint),
-        "--paths.train_log", str(train_log),
-        "--system.seed", str(args.seed),
-        "--training.max_steps", str(args.max_steps),
-        "--training.eval_frequency", str(args.max_steps),
-        "--training.batcher.batcher.size", str(args.batch_size),
-        "--training.optimizer.learn_rate.initial_rate", str(args.learn_rate),
-        "--training.optimizer.learn_rate.warmup_steps", str(warmup),
-        "--training.optimizer.learn_rate.total_steps", str(args.max_steps),
-    ]
+    train_cmd = train_command(
+        system.config, run_dir / "training", paths["train"], paths["dev"], checkpoint,
+        train_log, args,
+    )
     load_before = os.getloadavg()[0]
     train_wall = run_logged(train_cmd, run_dir / "train.log", args.threads)
     load_after = os.getloadavg()[0]
@@ -280,11 +175,11 @@ def run_system(key: str, setting: str, data: Path, out: Path, checkpoint: Path, 
     stats = step_stats(steps)
     timed = stats["timed_steps"]
     train_docs = n_docs(paths["train"])
-    result = {
+    return {
         "system": key,
-        "label": label,
-        "description": description,
-        "config": str(config.relative_to(REPO)),
+        "label": system.label,
+        "description": system.description,
+        "config": str(system.config.relative_to(REPO)),
         "train_command": train_cmd,
         "train_wall_s": train_wall,
         "loadavg_1min_before_after": [load_before, load_after],
@@ -307,7 +202,6 @@ def run_system(key: str, setting: str, data: Path, out: Path, checkpoint: Path, 
             "ms_per_update": 1000 * stats["timed_update_s"] / timed if timed else None,
         },
     }
-    return result
 
 
 # ---------------------------------------------------------------------------
@@ -379,28 +273,14 @@ def main() -> None:
     start = time.perf_counter()
     out, checkpoint = prepare_run(args)
 
-    labels = read_labels(args.data_dir)
+    labels = sib200_labels(args.data_dir)
     data = out / "data"
     print("== converting data", flush=True)
-    data_stats = convert_data(args.data_dir.resolve(), data, labels)
+    data_stats = convert_sib200(args.data_dir.resolve(), data, LANGUAGES, labels)
     results = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "checkpoint": str(checkpoint),
-        "machine": machine(),
-        "versions": versions(),
+        **header(args, checkpoint=str(checkpoint)),
         "labels": labels,
-        "budget": {
-            "max_steps": args.max_steps,
-            "update_steps": args.max_steps + 1,  # spaCy's loop runs steps 0..max_steps
-            "batch_size_docs": args.batch_size,
-            "optimizer": "Adam.v1 (L2 0.01 decoupled, grad_clip 1.0)",
-            "learn_rate": f"warmup_linear: {args.learn_rate} peak, "
-                          f"{max(1, args.max_steps // 10)} warmup steps, {args.max_steps} total",
-            "dropout": 0.1,
-            "seed": args.seed,
-            "threads_per_process": args.threads,
-        },
+        "budget": budget(args, "batch_size_docs"),
         "data": data_stats,
         "majority_baseline": majority_baseline(data, labels),
         "settings": {},
@@ -410,7 +290,7 @@ def main() -> None:
                  "systems": {}}
         results["settings"][setting] = entry
         for key in args.systems:
-            print(f"== {setting}: system {key} ({SYSTEMS[key][0]})", flush=True)
+            print(f"== {setting}: system {key} ({SYSTEMS[key].label})", flush=True)
             r = run_system(key, setting, data, out, checkpoint, args)
             entry["systems"][key] = r
             print(
@@ -420,14 +300,8 @@ def main() -> None:
                 f"ms/update={r['training']['ms_per_update']:.1f}",
                 flush=True,
             )
-            (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf8")
-    results["total_wall_s"] = time.perf_counter() - start
-    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf8")
-    table = markdown_table(results)
-    (out / "results.md").write_text(table + "\n", encoding="utf8")
-    print()
-    print(table)
-    print(f"\nTotal wall time: {results['total_wall_s']:.0f} s; results in {out / 'results.json'}")
+            save(results, out)
+    finish(results, out, start, markdown_table)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ tiny random encoder (`build_checkpoint(..., size="tiny")`, the config's batcher:
 hidden 768, 8k-piece vocabulary; `--paths.encoder` pointing at it, batches of
 `--base-batch-words` words). Data: the shipped `data/ner/uner-pt` sample, converted
 like `spacy-xlmr convert-iob2` (one sentence per doc; dev = first `--dev-limit`
-sentences). Checkpoints and data are built once (train_speed.py's helpers).
+sentences). Checkpoints and data are built once (`lib.checkpoints`, `lib.corpora`).
 
 Every run is `torchrun --nproc-per-node R --master-addr 127.0.0.1 --master-port P
 -m spacy_xlmr train CONFIG --training.max_steps S --training.eval_frequency S+1000`
@@ -27,7 +27,7 @@ batches of one shared stream, one per rank, so R ranks process R x the words per
 * **scaling efficiency**: words/s / (units x words/s of 1 rank x 1 thread), units =
   ranks x threads on CPU (cores used), ranks with `--gpu`. 1.0 = linear scaling.
 * **peak RSS per rank**: `VmHWM` of each rank's process (a `--code` file written to
-  the output folder reports it, and `ru_maxrss`, at exit; the max over ranks is shown);
+  `lib/train_hooks.py` reports it, and `ru_maxrss`, at exit; the max over ranks is shown);
   with `--gpu` also `torch.cuda.max_memory_allocated`.
 
 Machine: 2 vCPUs (AMD EPYC, KVM guest), 24 GB RAM, no GPU, shared with other jobs
@@ -51,41 +51,13 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-from ner_uner import REPO, machine, thread_env, versions  # noqa: E402
-from train_speed import build_checkpoints, convert_data  # noqa: E402
+from lib.checkpoints import build_checkpoints
+from lib.corpora import convert_uner
+from lib.env import REPO, machine, thread_env, versions
+from lib.memory import MEM_ENV
+from lib.training import HOOKS
 
-MEM_ENV = "SPACY_XLMR_BENCH_MEM_DIR"
 SPEED_LINE = re.compile(r"(\d+) steps on (\d+) rank\(s\), (\d+) words/s over all ranks")
-# Imported by every rank (`spacy-xlmr train --code`): records its memory at exit.
-MEM_CODE = f'''import atexit, json, os, resource
-
-
-def _record_memory() -> None:
-    folder = os.environ.get("{MEM_ENV}")
-    if not folder:
-        return
-    import torch
-
-    with open("/proc/self/status", encoding="utf8") as file_:
-        status = dict(line.split(":", 1) for line in file_ if ":" in line)
-    record = {{
-        "vmhwm_mb": int(status["VmHWM"].split()[0]) / 1024,
-        "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-    }}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        record["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    rank = os.environ.get("RANK", "0")
-    with open(os.path.join(folder, f"rank{{rank}}.json"), "w", encoding="utf8") as file_:
-        json.dump(record, file_)
-
-
-atexit.register(_record_memory)
-'''
 
 
 def free_port() -> int:
@@ -187,9 +159,11 @@ def main() -> None:
     load_start = os.getloadavg()
     out = args.output.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    code = out / "record_memory.py"
-    code.write_text(MEM_CODE, encoding="utf8")
-    data_stats = convert_data(REPO / "data" / "ner" / "uner-pt", out / "data", args.dev_limit)
+    code = HOOKS  # records each rank's memory at exit (SPACY_XLMR_BENCH_MEM_DIR)
+    data_stats = convert_uner(
+        REPO / "data" / "ner" / "uner-pt", out / "data",
+        {"train": ("train.iob2", None), "dev": ("dev.iob2", args.dev_limit)}, details=False,
+    )
     encoders = {size: args.encoder for size in args.sizes} if args.encoder else \
         build_checkpoints(out, args.sizes, seed=0, full_vocab=False)
     variants = [parse_variant(v) for v in args.variant or [""]]

@@ -26,7 +26,7 @@ for every system of a size:
 
 * ``[training.batcher]``: the config's batcher (tiny: ``batch_by_words.v1``,
   1000 words; base: ``batch_by_sequence.v1``, ``--base-batch`` sentences)
-  wrapped in ner_uner.py's ``spacy-xlmr-bench.timed_batches.v1``, which fixes
+  wrapped in ``spacy-xlmr-bench.timed_batches.v1`` (``lib/train_hooks.py``), which fixes
   each epoch's order with its own seeded RNG (so all systems see the same
   batches) and timestamps every batch.
 * ``[training.logger]``: ``spacy-xlmr-train-speed.logger.v1`` (spaCy's console
@@ -80,176 +80,45 @@ measures one commit even while the working tree is being edited.
 
 Usage (from the repository root):
 
-    /work/venv/bin/python benchmarks/train_speed.py
-    /work/venv/bin/python benchmarks/train_speed.py --sizes tiny --tiny-steps 50
+    python benchmarks/train_speed.py
+    python benchmarks/train_speed.py --sizes tiny --tiny-steps 50
 
-This file is also passed to ``spacy train --code`` (it registers the batcher
-wrapper and the logger).
+``lib/train_hooks.py`` is passed to ``spacy train --code`` (it registers the
+batcher wrapper and the logger).
 """
 import argparse
-import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict
 
-from spacy.util import registry
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-from ner_uner import _BATCHES, machine, thread_env, versions  # noqa: E402
-from speed import export_library  # noqa: E402
+from lib.checkpoints import VOCAB_SIZE as FULL_VOCAB
+from lib.checkpoints import build_checkpoints
+from lib.corpora import convert_uner
+from lib.env import CONFIG_DIR, OUTPUT_DIR, REPO, export_library, git_state
+from lib.results import finish, fmt, header, save
+from lib.systems import System
+from lib.training import HOOKS, memory_step_stats, run_measured
 
 BASE_CONFIG = REPO / "configs" / "ner-tiny.cfg"
-SPACY_TRF_CONFIG = HERE / "configs" / "ner_spacy_trf.cfg"
+SPACY_TRF_CONFIG = CONFIG_DIR / "ner_spacy_trf.cfg"
 SYSTEMS = {
-    # key: (label, description)
-    "A": ("spacy_xlmr", "xlmr_transformer + xlmr_ner (configs/ner-tiny.cfg)"),
-    "B": (
+    "A": System("spacy_xlmr", "xlmr_transformer + xlmr_ner (configs/ner-tiny.cfg)"),
+    "B": System(
         "spacy-transformers + ner",
         "transformer (TransformerModel.v3, strided spans 128/96) + spaCy ner "
         "(TransitionBasedParser.v2, TransformerListener.v1, reduce_mean)",
     ),
-    "C": ("spacy_xlmr, gradient checkpointing", "A with gradient_checkpointing = true"),
+    "C": System("spacy_xlmr, gradient checkpointing", "A with gradient_checkpointing = true"),
 }
-FULL_VOCAB = 250002  # xlm-roberta-base's embedding rows
-
-
-# ---------------------------------------------------------------------------
-# Registered functions used by the configs (loaded with `spacy train --code`;
-# importing ner_uner registers the batcher).
-# ---------------------------------------------------------------------------
-
-def _proc_status_kb(*keys: str) -> Dict[str, int]:
-    values = {}
-    with open("/proc/self/status", encoding="utf8") as file_:
-        for line in file_:
-            name, _, rest = line.partition(":")
-            if name in keys:
-                values[name] = int(rest.split()[0])
-    return values
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's VmHWM of this process to its current RSS."""
-    try:
-        with open("/proc/self/clear_refs", "w") as file_:
-            file_.write("5")
-        return True
-    except OSError:
-        return False
-
-
-@registry.loggers("spacy-xlmr-train-speed.logger.v1")
-def step_logger(path: Optional[str] = None) -> Callable:
-    """spaCy's console logger, plus a JSON file with one record per step:
-    start/end wall and CPU time, words, whether it was evaluated, and the
-    process's VmRSS and VmHWM after the step. The high-water mark is reset
-    when the logger is set up (after the pipeline is initialised) and after
-    every evaluated step, so a non-evaluated step's VmHWM is the peak since
-    the last evaluation."""
-    console = registry.loggers.get("spacy.ConsoleLogger.v3")(progress_bar=None)
-
-    def setup(nlp, stdout=sys.stdout, stderr=sys.stderr):
-        log_console, finalize_console = console(nlp, stdout, stderr)
-        init_mem = _proc_status_kb("VmRSS", "VmHWM")
-        can_reset = _reset_peak_rss()
-        steps: List[Dict] = []
-
-        def log_step(info: Optional[Dict]) -> None:
-            end = time.perf_counter()
-            cpu_end = time.process_time()
-            mem = _proc_status_kb("VmRSS", "VmHWM")
-            i = len(steps)
-            record = {
-                "step": i,
-                "start": _BATCHES["start"][i],
-                "end": end,
-                "cpu_start": _BATCHES["cpu_start"][i],
-                "cpu_end": cpu_end,
-                "words": _BATCHES["words"][i],
-                "evaluated": info is not None,
-                "rss_kb": mem["VmRSS"],
-                "hwm_kb": mem["VmHWM"],
-            }
-            if info is not None:
-                record["losses"] = {k: float(v) for k, v in info["losses"].items()}
-                _reset_peak_rss()
-            steps.append(record)
-            log_console(info)
-
-        def finalize() -> None:
-            finalize_console()
-            if path:
-                import spacy_xlmr
-
-                data = {
-                    "spacy_xlmr_file": spacy_xlmr.__file__,
-                    "init_rss_kb": init_mem["VmRSS"],
-                    "init_hwm_kb": init_mem["VmHWM"],
-                    "hwm_reset_supported": can_reset,
-                    "steps": steps,
-                }
-                Path(path).write_text(json.dumps(data), encoding="utf8")
-
-        return log_step, finalize
-
-    return setup
-
-
-# ---------------------------------------------------------------------------
-# Driver
-# ---------------------------------------------------------------------------
-
-
-def build_checkpoints(out: Path, sizes: List[str], seed: int, full_vocab: bool) -> Dict[str, Path]:
-    """Tiny and/or base-sized checkpoints under ``out``, built once."""
-    from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
-
-    dirs = {}
-    for size in sizes:
-        path = out / (f"checkpoint-{size}" + ("-fullvocab" if full_vocab else ""))
-        if not (path / "config.json").exists():
-            print(f"Building the {size} checkpoint in {path}", flush=True)
-            start = time.perf_counter()
-            build_checkpoint(path, shipped_texts(), size=size, seed=seed)
-            if full_vocab:
-                import torch
-                from transformers import XLMRobertaModel
-
-                model = XLMRobertaModel.from_pretrained(str(path), add_pooling_layer=False)
-                torch.manual_seed(seed)
-                # Rows the tokenizer never produces: only their memory (and
-                # the optimizer's work on them) matters.
-                model.resize_token_embeddings(FULL_VOCAB, mean_resizing=False)
-                model.save_pretrained(str(path))
-            print(f"  {time.perf_counter() - start:.0f} s", flush=True)
-        dirs[size] = path.resolve()
-    return dirs
 
 
 def convert_data(data_dir: Path, out_dir: Path, dev_limit: int) -> Dict:
-    from spacy_xlmr.convert.iob2 import convert_iob2
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stats = {}
-    for split, limit in (("train", None), ("dev", dev_limit)):
-        result = convert_iob2(
-            data_dir / f"{split}.iob2", out_dir / f"{split}.spacy",
-            lang="xx", n_sents=1, limit=limit,
-        )
-        stats[split] = {
-            "file": str(data_dir / f"{split}.iob2"),
-            "docs": result.docs,
-            "tokens": result.tokens,
-            "entities": sum(result.entities.values()),
-        }
-    return stats
+    """The shipped UNER sample: train, and the first ``dev_limit`` dev sentences."""
+    splits = {"train": ("train.iob2", None), "dev": ("dev.iob2", dev_limit)}
+    return convert_uner(data_dir, out_dir, splits, details=False)
 
 
 def make_config(system: str, size: str, args, path: Path) -> Dict:
@@ -305,81 +174,6 @@ def make_config(system: str, size: str, args, path: Path) -> Dict:
     return changes
 
 
-def run_measured(
-    cmd: List[str], log_path: Path, threads: int, mmap_threshold: Optional[int] = None,
-    xlmr_src: Optional[Path] = None,
-) -> Dict:
-    """Run ``cmd`` in ``log_path``'s directory, output to ``log_path``; return its wall
-    time and CPU time (and ``ru_maxrss``, see the module docstring)."""
-    print("$ " + " ".join(cmd), flush=True)
-    env = thread_env(threads)
-    if xlmr_src is not None:
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(xlmr_src), *filter(None, [env.get("PYTHONPATH")])]
-        )
-    if mmap_threshold is not None:
-        # A fixed threshold also turns off glibc's dynamic one, which lets
-        # freed large blocks stay in the heap (RSS that isn't live memory).
-        env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
-    start = time.perf_counter()
-    with log_path.open("w", encoding="utf8") as log:
-        # Not from the repository root: `python -m` puts the working
-        # directory first on sys.path, before PYTHONPATH (--xlmr-rev).
-        proc = subprocess.Popen(
-            cmd, cwd=log_path.parent, stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        tail = log_path.read_text(encoding="utf8")[-4000:]
-        raise RuntimeError(f"Command failed ({proc.returncode}), log {log_path}:\n{tail}")
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        # Linux, KiB. Not used in the table: exec() carries the RSS the
-        # (v)forked child had, i.e. this driver's, into ru_maxrss.
-        "ru_maxrss_mb": usage.ru_maxrss / 1024,
-    }
-
-
-def step_stats(log: Dict, warmup: int) -> Dict:
-    steps = log["steps"]
-    timed = [s for s in steps[1 + warmup :] if not s["evaluated"]]
-    wall = sum(s["end"] - s["start"] for s in timed)
-    cpu = sum(s["cpu_end"] - s["cpu_start"] for s in timed)
-    words = sum(s["words"] for s in timed)
-    per_step = sorted(s["end"] - s["start"] for s in timed)
-    train_hwm = [s["hwm_kb"] for s in steps if not s["evaluated"]]
-    return {
-        "steps": len(steps),
-        "timed_steps": len(timed),
-        "timed_words": words,
-        "words_per_step": words / len(timed) if timed else None,
-        "timed_wall_s": wall,
-        "timed_cpu_s": cpu,
-        "words_per_s": words / wall if wall else None,
-        "words_per_cpu_s": words / cpu if cpu else None,
-        "step_s_median": per_step[len(per_step) // 2] if per_step else None,
-        "step_s_min": per_step[0] if per_step else None,
-        "step_s_max": per_step[-1] if per_step else None,
-        # Same fingerprint in two runs = same batch sizes in the same order.
-        "batch_words_fingerprint": hashlib.sha1(
-            ",".join(str(s["words"]) for s in steps).encode()
-        ).hexdigest()[:12],
-        "init_peak_rss_mb": log["init_hwm_kb"] / 1024,
-        # The whole process: start-up to the last step (VmHWM is only reset
-        # right after it was read, so the maximum of the readings is the peak).
-        "peak_rss_mb": max([log["init_hwm_kb"]] + [s["hwm_kb"] for s in steps]) / 1024,
-        "train_peak_rss_mb": (
-            max(train_hwm) / 1024 if train_hwm and log["hwm_reset_supported"] else None
-        ),
-        "rss_after_last_step_mb": steps[-1]["rss_kb"] / 1024 if steps else None,
-        # spaCy passes losses to the logger only at evaluated steps: step 0.
-        "losses_at_last_eval": next((s["losses"] for s in reversed(steps) if "losses" in s), None),
-    }
-
-
 def run_one(system: str, size: str, checkpoint: Path, data: Path, out: Path, args) -> Dict:
     run_dir = out / "runs" / f"{size}-{system}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -388,7 +182,7 @@ def run_one(system: str, size: str, checkpoint: Path, data: Path, out: Path, arg
     train_log = run_dir / "steps.json"
     cmd = [
         sys.executable, "-m", "spacy", "train", str(config),
-        "--code", str(Path(__file__).resolve()),
+        "--code", str(HOOKS),
         "--gpu-id", "-1",
         "--paths.train", str(data / "train.spacy"),
         "--paths.dev", str(data / "dev.spacy"),
@@ -405,8 +199,8 @@ def run_one(system: str, size: str, checkpoint: Path, data: Path, out: Path, arg
     warmup = args.tiny_warmup if size == "tiny" else args.base_warmup
     return {
         "system": system,
-        "label": SYSTEMS[system][0],
-        "description": SYSTEMS[system][1],
+        "label": SYSTEMS[system].label,
+        "description": SYSTEMS[system].description,
         "size": size,
         "checkpoint": str(checkpoint),
         "config": str(config),
@@ -415,35 +209,8 @@ def run_one(system: str, size: str, checkpoint: Path, data: Path, out: Path, arg
         "process": proc,
         "loadavg_1min_before_after": [load_before, load_after],
         "warmup_steps_skipped": warmup,
-        "training": step_stats(log, warmup),
+        "training": memory_step_stats(log, warmup),
     }
-
-
-def git_state(xlmr_src: Optional[Path]) -> Dict[str, object]:
-    """The repository's commit, whether spacy_xlmr/ had uncommitted changes
-    at the start, and which spacy_xlmr the training processes import."""
-    def git(*cmd: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", *cmd], cwd=REPO, capture_output=True, text=True
-            ).stdout.strip()
-        except OSError:
-            return "?"
-
-    return {
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "spacy_xlmr_modified": git(
-            "status", "--porcelain", "--", "spacy_xlmr", "configs"
-        ).splitlines(),
-        "spacy_xlmr_source": (
-            f"{xlmr_src} (commit {(xlmr_src / 'REVISION').read_text().strip()})"
-            if xlmr_src else "installed (editable: the working tree, read by each run at its start)"
-        ),
-    }
-
-
-def fmt(x, spec=".0f") -> str:
-    return "–" if x is None else format(x, spec)
 
 
 def markdown_table(results: Dict) -> str:
@@ -518,7 +285,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per process")
     parser.add_argument("--output", type=Path,
-                        default=REPO / "benchmarks" / "output" / "train_speed")
+                        default=OUTPUT_DIR / "train_speed")
     args = parser.parse_args()
 
     import torch
@@ -539,20 +306,16 @@ def main() -> None:
     data = out / "data" / args.lang
     data_stats = convert_data(REPO / "data" / "ner" / f"uner-{args.lang}", data, args.dev_limit)
     results = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "machine": machine(),
-        "versions": versions(),
+        **header(args),
         "git": git_state(args.xlmr_src),
         "data": data_stats,
         "runs": {},
     }
-    results_path = out / "results.json"
     for size in args.sizes:
         systems = args.systems + ("C" if size in args.gc_sizes and "C" not in args.systems else "")
         results["runs"][size] = {}
         for key in systems:
-            print(f"== {size}: system {key} ({SYSTEMS[key][0]})", flush=True)
+            print(f"== {size}: system {key} ({SYSTEMS[key].label})", flush=True)
             r = run_one(key, size, checkpoints[size], data, out, args)
             results["runs"][size][key] = r
             t = r["training"]
@@ -562,14 +325,8 @@ def main() -> None:
                 f"train peak={fmt(t['train_peak_rss_mb'])} MB wall={r['process']['wall_s']:.0f} s",
                 flush=True,
             )
-            results_path.write_text(json.dumps(results, indent=2), encoding="utf8")
-    results["total_wall_s"] = time.perf_counter() - start
-    results_path.write_text(json.dumps(results, indent=2), encoding="utf8")
-    table = markdown_table(results)
-    (out / "results.md").write_text(table + "\n", encoding="utf8")
-    print()
-    print(table)
-    print(f"\nTotal wall time: {results['total_wall_s']:.0f} s; results in {results_path}")
+            save(results, out)
+    finish(results, out, start, markdown_table)
 
 
 if __name__ == "__main__":
