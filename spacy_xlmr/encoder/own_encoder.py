@@ -30,12 +30,6 @@ POOLED_LISTENERS = (
 )
 
 
-def build_own_encoder(encoder: EncoderModel) -> Model[List[Doc], List[TransformerData]]:
-    """The encoder output of each doc, from the component's own ``encoder``
-    (what a listener gives, without the shared encoder component)."""
-    return own_encoder(encoder)
-
-
 def build_tok2vec_encoder(
     encoder: EncoderModel,
     pooling: Model[Ragged, Floats2d],
@@ -50,7 +44,8 @@ def build_tok2vec_encoder(
 
 
 def own_encoder(encoder: EncoderModel) -> Model[List[Doc], List[TransformerData]]:
-    """A layer that runs ``encoder``, owned by the component it is in."""
+    """The encoder output of each doc, from the component's own ``encoder``
+    (what a listener gives, without the shared encoder component)."""
     model: Model = Model(OWN_ENCODER, _forward, init=_init, layers=[encoder], dims={"nO": None})
     model.set_ref("encoder", encoder)
     if encoder.has_dim("nO"):
