@@ -66,17 +66,28 @@ class XLMRListener(Model):
         Model.__init__(self, self.name, _listener_forward, init=_listener_init, dims={"nO": None})
         self.upstream_name = upstream_name
         self.wants_training_output = wants_training_output
-        # Set by the encoder component when it links its listeners.
-        self.encoder: Optional[Encoder] = None
-        self.encoder_name: Optional[str] = None
-        # The encoder component the listener was first linked to (its
-        # component was built or loaded with it): see _check_origin.
+        # The encoder component the listener is linked to (set by its
+        # add_listener), and the one it was first linked to (its component
+        # was built or loaded with it): see _check_origin.
+        setattr(self, LINKED_ENCODER, None)
         self.origin: Optional[Any] = None
         self._batch_id: Optional[int] = None
         self._outputs: Optional[List[TransformerData]] = None
         self._backprop: Optional[Callable] = None
         # The batch of sample docs the listener was initialized with.
         self._sample_batch_id: Optional[int] = None
+
+    @property
+    def encoder(self) -> Optional[Encoder]:
+        """The interface of the encoder component the listener is linked to."""
+        linked = getattr(self, LINKED_ENCODER)
+        return None if linked is None else linked.encoder
+
+    @property
+    def encoder_name(self) -> Optional[str]:
+        """The name of the encoder component the listener is linked to."""
+        linked = getattr(self, LINKED_ENCODER)
+        return None if linked is None else linked.name
 
     @classmethod
     def get_batch_id(cls, docs: List[Doc]) -> int:

@@ -228,9 +228,9 @@ class XLMRTransformer(TrainablePipe):
         return list(self.listener_map.keys())
 
     def add_listener(self, listener: Model, component_name: str) -> None:
-        """Connect a downstream listener. spacy-xlmr listeners also get the
-        encoder's interface (heads that run its weights reach it so) and
-        name."""
+        """Connect a downstream listener and link it to this component
+        (``LINKED_ENCODER``): spacy-xlmr listeners read the encoder's
+        interface and name from it."""
         self.listener_map.setdefault(component_name, [])
         if listener not in self.listener_map[component_name]:
             self.listener_map[component_name].append(listener)
@@ -239,9 +239,6 @@ class XLMRTransformer(TrainablePipe):
         setattr(listener, LINKED_ENCODER, self)
         if isinstance(listener, XLMRListener) and listener.origin is None:
             listener.origin = self
-        if isinstance(listener, XLMRListener):
-            listener.encoder = self.encoder
-            listener.encoder_name = self.name
 
     def remove_listener(self, listener: Model, component_name: str) -> bool:
         """Disconnect a downstream listener; whether it was connected."""
