@@ -177,7 +177,7 @@ def trained_ner(tiny_checkpoint, nlp_data, tmp_path_factory) -> Path:
 
 def _ner_logits(nlp, texts: List[str]) -> List[numpy.ndarray]:
     docs = [nlp.get_pipe("transformer")(nlp.make_doc(text)) for text in texts]
-    return nlp.get_pipe("ner").predict(docs)
+    return nlp.get_pipe("ner").predict(docs).logits
 
 
 def test_adding_a_head_to_a_trained_pipeline_in_python(trained_ner, tiny_checkpoint, nlp_data):

@@ -33,7 +33,8 @@ def build_token_classifier(
 ) -> Model[List[Doc], List[Floats2d]]:
     """Per-token logits from a linear head over ``tok2vec``'s token vectors
     (with ``spacy-xlmr.reduce_first.v1`` pooling: each token's first piece,
-    which is how HF token-classification heads are trained).
+    which is how HF token-classification heads are trained). ``tok2vec`` is
+    a listener architecture: ``chain(encoder output, pooling)``.
 
     The torch head is built (``build_head_module``) when the component is
     initialized or loaded, once the encoder width and the tags are known.

@@ -5,7 +5,7 @@ classification heads are trained), the tag scores are decoded into valid,
 non-overlapping entities on spaCy token boundaries (see ``entity_tags.py``),
 and ``doc.ents`` is set. Each entity's confidence is in ``span._.ent_score``.
 """
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -17,10 +17,7 @@ from thinc.api import Config, Model
 from thinc.types import Floats2d
 
 from .. import hf
-from ..encoder.alignment import tokenize_docs
-from ..encoder.data import get_trf_data
-from ..encoder.listener import REDUCE_FIRST, XLMRListener, encoder_of
-from ..encoder.own_encoder import is_own_encoder
+from ..encoder.listener import REDUCE_FIRST
 from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, TokenClassificationHead
 from ..heads.torch_head import build_head_module
 from .head_pipe import HeadPipe
@@ -129,23 +126,30 @@ class XLMRNER(HeadPipe):
         """The tags the head predicts, in the order of its outputs."""
         return tuple(self.cfg["tags"])
 
-    def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
-        """Tag logits for each token of each doc."""
+    def predict(self, docs: Iterable[Doc]) -> "TagScores":
+        """Tag logits for each token of each doc, and which tokens have
+        pieces (from the encoder output the logits are computed from)."""
         docs = list(docs)
         if not any(len(doc) for doc in docs):
-            return [self.model.ops.alloc2f(len(doc), len(self.tags)) for doc in docs]
-        return self.model.predict(docs)
+            logits = [self.model.ops.alloc2f(len(doc), len(self.tags)) for doc in docs]
+            return TagScores(logits, [numpy.zeros(len(doc), dtype=bool) for doc in docs])
+        # TokenClassifier.v1: chain(tok2vec, classifier); every listener
+        # architecture is chain(encoder output, pooling).
+        encoder_output, pooling = self.model.get_ref("tok2vec").layers
+        trf_datas = encoder_output.predict(docs)
+        logits = self.model.layers[-1].predict(pooling.predict(trf_datas))
+        has_pieces = [self.model.ops.to_numpy(trf_data.align.lengths) > 0 for trf_data in trf_datas]
+        return TagScores(logits, has_pieces)
 
-    def set_annotations(self, docs: Iterable[Doc], scores: List[Floats2d]) -> None:
+    def set_annotations(self, docs: Iterable[Doc], scores: "TagScores") -> None:
         """Decode the scores into ``doc.ents`` and store each entity's
         confidence in ``span._.ent_score``. Entities already on the doc (e.g.
         from an ``entity_ruler``) are kept; predictions overlapping them are
         dropped; all other tokens are set to outside."""
-        for doc, logits in zip(docs, scores):
+        for doc, logits, has_pieces in zip(docs, scores.logits, scores.has_pieces):
             if len(doc) == 0:
                 continue
             probs = self.model.ops.to_numpy(self.model.ops.softmax(logits))
-            has_pieces = self._pieces_per_token(doc) > 0
             preset = list(doc.ents)
             taken = {i for ent in preset for i in range(ent.start, ent.end)}
             predicted = []
@@ -155,21 +159,6 @@ class XLMRNER(HeadPipe):
             doc.set_ents(preset + [span for span, _ in predicted], default="outside")
             for span, score in predicted:
                 span._.ent_score = score
-
-    def _pieces_per_token(self, doc: Doc) -> numpy.ndarray:
-        """How many pieces each token has: from the output of the encoder
-        component this head listens to, or (with its own copy of the
-        encoder, after ``replace_listeners``) from its tokenizer."""
-        tok2vec = self.model.get_ref("tok2vec")
-        listener = tok2vec.maybe_get_ref("listener")
-        if listener is None or not is_own_encoder(listener):
-            name = listener.encoder_name if isinstance(listener, XLMRListener) else None
-            trf_data = get_trf_data(doc, name)
-            if trf_data is not None:
-                return self.model.ops.to_numpy(trf_data.align.lengths)
-        tokenizer = encoder_of(tok2vec).tokenizer
-        (pieces,) = tokenize_docs(tokenizer, [doc])
-        return numpy.array([len(token) for token in pieces.token_pieces])
 
     def get_loss(
         self, examples: Iterable[Example], scores: List[Floats2d]
@@ -266,6 +255,13 @@ class XLMRNER(HeadPipe):
             self.model.get_ref("head"), TokenClassificationHead,
             self.cfg["width"], len(self.cfg["tags"]), keep_weights=keep,
         )
+
+
+class TagScores(NamedTuple):
+    """What ``XLMRNER.predict`` gives ``set_annotations``, per doc."""
+
+    logits: List[Floats2d]  # (tokens, tags)
+    has_pieces: List[numpy.ndarray]  # per token; a token without pieces is in no entity
 
 
 def _checkpoint_tags(checkpoint: str, component: str) -> List[str]:

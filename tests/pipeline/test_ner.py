@@ -145,11 +145,11 @@ def test_missing_encoder_output_is_a_clear_error(trained_nlp):
 def test_add_label_after_training_keeps_old_outputs(trained_nlp, pt_examples):
     ner = trained_nlp.get_pipe("ner")
     doc = trained_nlp(pt_examples[0].text)
-    (before,) = ner.predict([doc])
+    (before,) = ner.predict([doc]).logits
     assert ner.add_label("MISC") == 1
     assert ner.add_label("MISC") == 0
     assert ner.tags[-2:] == ("B-MISC", "I-MISC")
-    (after,) = ner.predict([doc])
+    (after,) = ner.predict([doc]).logits
     assert after.shape == (len(doc), before.shape[1] + 2)
     numpy.testing.assert_allclose(after[:, :-2], before, atol=1e-6)
     numpy.testing.assert_array_equal(after[:, -2:], 0.0)
