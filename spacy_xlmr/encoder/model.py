@@ -179,7 +179,6 @@ def is_loaded(model: Model) -> bool:
 def unload(model: Model) -> None:
     """Drop the weights and tokenizer: the encoder is as before initialize."""
     model.layers[0] = _wrapper(None, False, model.attrs["grad_scaler_config"])
-    clear_inference_cache(model)
 
 
 def load_checkpoint(model: EncoderModel, name_or_path: Union[str, Path]) -> None:
@@ -212,7 +211,6 @@ def set_encoder(
         mixed_precision = False
     model.layers[0] = _wrapper(module, mixed_precision, model.attrs["grad_scaler_config"])
     model.set_dim("nO", transformer.config.hidden_size, force=True)
-    clear_inference_cache(model)
 
 
 def freeze(model: EncoderModel, transformer: "XLMRobertaModel") -> None:
@@ -392,8 +390,9 @@ def encode_windows(
     encoder.
     """
     check_loaded(model)
-    if is_train:  # a copy loaded by thinc has all its gradients on
-        freeze(model, get_transformer(model))
+    if is_train:
+        freeze(model, get_transformer(model))  # a copy loaded by thinc has all its gradients on
+        clear_inference_cache(model)  # the weights will change
     transformer = model.layers[0]
     pad_id = get_tokenizer(model).pad_token_id
     outputs: List[Optional[Floats2d]] = [None] * len(windows)

@@ -18,7 +18,6 @@ from thinc.types import Floats2d, Ragged
 from .data import TransformerData, hidden_states
 from .listener import pool_pieces, stand_in_for_empty
 from .model import EncoderModel
-from .precision import clear_inference_cache
 
 OWN_ENCODER = "xlmr_own_encoder"
 TOK2VEC_ENCODER = "spacy-xlmr.Tok2VecEncoder.v1"
@@ -83,7 +82,6 @@ def replace_listener(copy: EncoderModel, listener: Model, component: Any) -> Mod
     of ``listener``, running ``copy`` (the encoder component's model, copied
     by ``Model.copy``; without weights yet before ``initialize``, which then
     loads them from its ``name``)."""
-    clear_inference_cache(copy)
     return own_encoder(copy)
 
 

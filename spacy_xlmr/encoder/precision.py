@@ -35,6 +35,7 @@ near a decision boundary can flip with the batch.
 import contextlib
 import copy
 import itertools
+import weakref
 from typing import Any, ContextManager, cast
 
 import numpy
@@ -46,7 +47,11 @@ from .module import EncoderModule, encoder_module
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-_INT8_MODULE = "int8_module"
+# The int8 copy of each transformer that predicted in int8, until its weights
+# change. Kept outside the thinc model's attrs, which Model.copy deep-copies.
+_INT8_COPIES: "weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def check_precision(precision: str) -> None:
@@ -72,7 +77,9 @@ def predict_hidden(model: Model, input_ids: numpy.ndarray, mask: numpy.ndarray) 
 
 def clear_inference_cache(model: Model) -> None:
     """Drop the int8 copy (call when the encoder's weights change)."""
-    model.attrs[_INT8_MODULE] = None
+    module = encoder_module(model)
+    if module is not None:
+        _INT8_COPIES.pop(cast(EncoderModule, module).transformer, None)
 
 
 def _autocast(model: Model, device: torch.device) -> ContextManager[Any]:
@@ -96,13 +103,9 @@ def inference_module(model: Model) -> torch.nn.Module:
     transformer.eval()
     if model.attrs["inference_precision"] != "int8":
         return transformer
-    cached = model.attrs.get(_INT8_MODULE)
-    if cached is not None and cached[0] is transformer:
-        return cached[1]
-    # None after the weights changed; another transformer after loading.
-    quantized = quantize_int8(transformer)
-    model.attrs[_INT8_MODULE] = (transformer, quantized)
-    return quantized
+    if transformer not in _INT8_COPIES:
+        _INT8_COPIES[transformer] = quantize_int8(transformer)
+    return _INT8_COPIES[transformer]
 
 
 def quantize_int8(transformer: torch.nn.Module) -> torch.nn.Module:

@@ -88,6 +88,30 @@ def test_int8_copy_follows_training(token_classification_checkpoint):
     assert numpy.abs(after[0] - reference[0]).max() / numpy.abs(reference[0]).max() < 0.1
 
 
+def test_int8_copy_of_an_own_encoder_follows_training(token_classification_checkpoint):
+    """After replace_listeners the head trains its own encoder copy: its int8
+    copy is made again after the update, and Model.copy doesn't copy it."""
+    spacy.util.fix_random_seed(0)
+    nlp = _nlp(token_classification_checkpoint, "int8")
+    nlp("Maria mora em Lisboa.")  # the shared encoder's int8 copy exists
+    nlp.replace_listeners("transformer", "ner", ["model.tok2vec"])
+    nlp.remove_pipe("transformer")
+    ner = nlp.get_pipe("ner")
+    own = ner.model.get_ref("tok2vec").get_ref("listener").get_ref("encoder")
+    before = encoder_precision.inference_module(own)
+    assert before is encoder_precision.inference_module(own)  # cached
+    assert before is not encoder_precision.inference_module(own.copy())
+    doc = nlp.make_doc("Maria mora em Lisboa.")
+    example = Example.from_dict(doc, {"entities": [(0, 5, "PER"), (14, 20, "LOC")]})
+    optimizer = nlp.resume_training()
+    (predicted_before,) = ner.predict([doc]).logits
+    for _ in range(3):
+        nlp.update([example], sgd=optimizer)
+    after = encoder_precision.inference_module(own)
+    assert after is not before
+    assert not numpy.allclose(predicted_before, ner.predict([doc]).logits[0])
+
+
 def test_training_is_not_affected(tiny_checkpoint):
     """Updates run in full precision whatever inference_precision says."""
     losses = {}
