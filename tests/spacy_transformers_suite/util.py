@@ -19,9 +19,7 @@ SPACY_TRANSFORMERS_LISTENER = "spacy-transformers.TransformerListener.v1"
 ENCODER_MODEL_NAME = "xlmr_encoder"
 # The counterpart of spacy-transformers' Tok2VecTransformer: an encoder inside
 # a component (arguments: encoder, pooling, grad_factor), what
-# replace_listeners writes into the component's config. Not in spacy-xlmr's
-# registry yet: the name is the one the replace_listeners work in progress
-# uses; the tests that need it are xfail until it lands.
+# replace_listeners writes into the component's config.
 INLINE_ENCODER = "spacy-xlmr.Tok2VecEncoder.v1"
 
 # Placeholders in the config strings of the adapted tests.
