@@ -14,7 +14,8 @@ from spacy.util import load_config, load_model_from_config, minibatch, registry
 
 from spacy_xlmr.convert import read_squad
 from spacy_xlmr.heads.masked_lm import masked_lm_logits
-from spacy_xlmr.pipeline.fill_mask import SCORE_SEED, make_mlm_scorer, score_mlm
+from spacy_xlmr.mlm.metrics import SCORE_SEED, score_mlm
+from spacy_xlmr.pipeline.fill_mask import make_mlm_scorer
 from spacy_xlmr.pipeline.qa import make_qa_scorer, score_qa
 from spacy_xlmr.pipeline.qa_data import get_questions, score_squad
 

@@ -8,12 +8,12 @@ survives saving and loading because there is nothing to untie. Logits are only
 computed for the rows it is given (the mask positions).
 
 Training (``masked_lm_logits`` with ``is_train``) masks the docs' pieces as
-BERT/RoBERTa pretraining does (``mask_pieces``), runs the shared encoder's
-weights over the masked pieces (a pass of its own: the encoder component's
-output is of the unmasked text) and sends the gradients to the head, the
-encoder and, through the tied decoder, the word embeddings.
+BERT/RoBERTa pretraining does (``mask_pieces``, ``mlm/masking.py``), runs the
+shared encoder's weights over the masked pieces (a pass of its own: the
+encoder component's output is of the unmasked text) and sends the gradients
+to the head, the encoder and, through the tied decoder, the word embeddings.
 """
-from typing import Callable, List, Optional, Sequence, Tuple, cast
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
@@ -24,6 +24,7 @@ from thinc.types import Floats2d, Floats3d, Ints1d
 from ..encoder.alignment import tokenize_docs
 from ..encoder.data import TransformerData, hidden_states
 from ..encoder.listener import XLMRListener, encoder_of
+from ..mlm.masking import mask_pieces, mask_rows
 
 HEAD_WEIGHT_PREFIXES = ("lm_head.dense.", "lm_head.layer_norm.", "lm_head.bias")
 
@@ -88,37 +89,6 @@ def build_head_module(model: Model, vocab_size: int, width: int, eps: float) -> 
     model.get_ref("head").layers[:] = [
         PyTorchWrapper_v2(module, convert_inputs=_convert_inputs, convert_outputs=_convert_outputs)
     ]
-
-
-def mask_rows(trf_data: TransformerData, mask_token_id: int) -> List[int]:
-    """Rows of the doc's flattened encoder output that hold ``<mask>`` pieces,
-    in text order, each from the window that owns it."""
-    ids = cast(Ints1d, trf_data.wordpieces.input_ids.reshape((-1,)))
-    owned = {int(row) for row in trf_data.align.dataXd}
-    return sorted(row for row in owned if ids[row] == mask_token_id)
-
-
-def mask_pieces(
-    ids: Sequence[int],
-    rng: numpy.random.Generator,
-    *,
-    mask_id: int,
-    replacement_ids: numpy.ndarray,
-    probability: float = 0.15,
-) -> Tuple[List[int], numpy.ndarray]:
-    """Choose each piece with ``probability``; replace 80% of the chosen ones
-    with ``<mask>``, 10% with a random piece from ``replacement_ids`` and keep
-    10%, as in BERT and RoBERTa pretraining.
-
-    RETURNS: the masked ids and the positions of the chosen pieces.
-    """
-    masked = numpy.array(ids, dtype="int64")
-    chosen = numpy.flatnonzero(rng.random(len(masked)) < probability)
-    action = rng.random(len(chosen))
-    masked[chosen[action < 0.8]] = mask_id
-    randomized = chosen[(action >= 0.8) & (action < 0.9)]
-    masked[randomized] = rng.choice(replacement_ids, size=len(randomized))
-    return masked.tolist(), chosen
 
 
 def masked_lm_logits(

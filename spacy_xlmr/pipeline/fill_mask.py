@@ -18,8 +18,6 @@ unchanged) and trains the head and the shared encoder to predict them. The
 scores are ``mlm_acc`` (masked-piece accuracy) and ``mlm_ppl`` (perplexity),
 on masks drawn with a fixed seed so that evaluations are comparable.
 """
-import math
-import warnings
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
@@ -27,9 +25,8 @@ from spacy.language import Language
 from spacy.symbols import ORTH
 from spacy.tokens import Doc, Token
 from spacy.training import Example, validate_examples
-from spacy.util import minibatch
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d, Ints1d
 
 from .. import hf
@@ -39,17 +36,14 @@ from ..heads.masked_lm import (
     HEAD_WEIGHT_PREFIXES,
     build_head_module,
     mask_logits,
-    mask_rows,
     masked_lm_logits,
 )
+from ..mlm.masking import MASK
+from ..mlm.metrics import log_softmax, score_mlm
+from ..mlm.predictions import fill_masks, input_ids, mask_tokens, target_ids
 from .head_pipe import HeadPipe
 from .transformer import add_encoder_if_missing, listened_width
 
-MASK = "<mask>"
-# Top-k selection runs on the CPU whatever the model's device.
-NUMPY_OPS = NumpyOps()
-# Masks of the evaluation texts are drawn with this seed at every evaluation.
-SCORE_SEED = 0
 DEFAULT_FILL_MASK_MODEL = Config().from_str(
     """
 [model]
@@ -112,37 +106,6 @@ def make_xlmr_fill_mask(
     )
 
 
-def score_mlm(
-    examples: Iterable[Example], *, model: Model, mask_probability: float, **kwargs: Any
-) -> Dict[str, Any]:
-    """Masked-piece accuracy (``mlm_acc``) and perplexity (``mlm_ppl``) of
-    ``model`` (a fill-mask component's model) on masked copies of the
-    predicted docs' texts, ``mask_probability`` of their pieces masked as in
-    training. The masks are drawn with a fixed seed, so every evaluation of
-    the same texts uses the same masks. Both are None if no piece was
-    masked."""
-    rng = numpy.random.default_rng(SCORE_SEED)
-    xp = model.ops.xp
-    n_pieces = n_correct = 0
-    neg_log_likelihood = 0.0
-    for batch in minibatch(examples, 32):
-        logits, targets, _ = masked_lm_logits(
-            model, [eg.predicted for eg in batch], rng, probability=mask_probability,
-        )
-        if len(targets) == 0:
-            continue
-        log_probs = _log_softmax(model.ops, logits)
-        neg_log_likelihood -= float(log_probs[xp.arange(len(targets)), targets].sum())
-        n_correct += int((logits.argmax(axis=1) == targets).sum())
-        n_pieces += len(targets)
-    if n_pieces == 0:
-        return {"mlm_acc": None, "mlm_ppl": None}
-    return {
-        "mlm_acc": n_correct / n_pieces,
-        "mlm_ppl": math.exp(neg_log_likelihood / n_pieces),
-    }
-
-
 def make_mlm_scorer() -> Callable:
     """``spacy-xlmr.mlm_scorer.v1``: :func:`score_mlm`."""
     return score_mlm
@@ -195,32 +158,11 @@ class XLMRFillMask(HeadPipe):
         candidates = self._candidate_ids(tokenizer)
         for doc, doc_logits, trf_data in zip(docs, scores.logits, scores.trf_datas):
             doc_logits = self.model.ops.to_numpy(doc_logits)
-            mask_tokens = _mask_tokens(doc, trf_data, tokenizer.mask_token_id)
-            ids = _input_ids(doc, trf_data, tokenizer) if len(doc_logits) else []
-            mask_positions = [i for i, piece in enumerate(ids) if piece == tokenizer.mask_token_id]
-            results = []
-            doc_probs = NUMPY_OPS.softmax(doc_logits) if len(doc_logits) else doc_logits
-            for i, probs in enumerate(doc_probs):
-                if candidates is None:
-                    best = _top_k(probs, self.top_k)
-                else:
-                    best = candidates[_top_k(probs[candidates], self.top_k)]
-                predictions = []
-                for token_id in best:
-                    filled = list(ids)
-                    filled[mask_positions[i]] = int(token_id)
-                    predictions.append({
-                        "score": float(probs[token_id]),
-                        "token": int(token_id),
-                        "token_str": tokenizer.decode([int(token_id)]),
-                        # As HF's pipeline: special tokens stay when there are
-                        # several masks.
-                        "sequence": tokenizer.decode(
-                            filled, skip_special_tokens=len(doc_logits) == 1
-                        ),
-                    })
-                results.append(predictions)
-                mask_token = mask_tokens[i]
+            ids = input_ids(doc, trf_data, tokenizer) if len(doc_logits) else []
+            results = fill_masks(doc_logits, ids, tokenizer, k=self.top_k, candidates=candidates)
+            tokens = mask_tokens(doc, trf_data, tokenizer.mask_token_id)
+            for i, predictions in enumerate(results):
+                mask_token = tokens[i]
                 if mask_token is not None:
                     mask_token._.fill_mask = predictions
             doc._.fill_mask = results
@@ -266,7 +208,7 @@ class XLMRFillMask(HeadPipe):
         averaged over the pieces."""
         logits, targets = scores
         n_rows = len(targets)
-        log_probs = _log_softmax(self.model.ops, logits)
+        log_probs = log_softmax(self.model.ops, logits)
         rows = self.model.ops.xp.arange(n_rows)
         loss = -float(log_probs[rows, targets].sum()) / n_rows
         d_logits = self.model.ops.xp.exp(log_probs)
@@ -344,44 +286,12 @@ class XLMRFillMask(HeadPipe):
         build_head_module(self.model, self.cfg["vocab_size"], self.cfg["width"], self.cfg["eps"])
 
     def _candidate_ids(self, tokenizer) -> Optional[numpy.ndarray]:
-        """Vocabulary ids of ``targets`` (None: the whole vocabulary), as HF's
-        fill-mask pipeline resolves them: a target that is a piece of the
-        vocabulary as written ("de" and "▁de" are two pieces) is that piece;
-        another is replaced by the first piece of its tokenization, with a
-        warning, and one without pieces is ignored, with a warning."""
+        """Vocabulary ids of ``targets`` (None: the whole vocabulary),
+        resolved once, as HF's fill-mask pipeline resolves them
+        (``target_ids``)."""
         if not self.targets or self._target_ids is not None:
             return self._target_ids
-        vocab = tokenizer.get_vocab()
-        ids = []
-        for target in self.targets:
-            if target in vocab:
-                ids.append(vocab[target])
-                continue
-            pieces = tokenizer(
-                target, add_special_tokens=False, return_attention_mask=False,
-                max_length=1, truncation=True, verbose=False,
-            )["input_ids"]
-            if not pieces:
-                warnings.warn(
-                    f"[{self.name}] Target '{target}' has no pieces in the "
-                    "vocabulary: ignored. Give pieces of the vocabulary as targets."
-                )
-                continue
-            warnings.warn(
-                f"[{self.name}] Target '{target}' isn't a piece of the vocabulary: "
-                f"replaced by its first piece, "
-                f"'{tokenizer.convert_ids_to_tokens(pieces[0])}' (as HF's fill-mask "
-                "pipeline does). Give pieces of the vocabulary as targets "
-                "(tokenizer.tokenize(word) lists a word's pieces)."
-            )
-            ids.append(pieces[0])
-        if not ids:
-            raise ValueError(
-                f"[{self.name}] None of the targets {self.targets} has a piece in "
-                "the vocabulary: give pieces of the vocabulary as targets, or "
-                "leave targets unset to predict from the whole vocabulary."
-            )
-        self._target_ids = numpy.array(sorted(set(ids)))
+        self._target_ids = target_ids(tokenizer, self.targets, self.name)
         return self._target_ids
 
 
@@ -391,39 +301,3 @@ class MaskScores(NamedTuple):
 
     logits: List[Floats2d]
     trf_datas: List[TransformerData]
-
-
-def _mask_tokens(doc: Doc, trf_data: TransformerData, mask_id: int) -> List[Optional[Token]]:
-    """For each ``<mask>`` piece of the doc (text order), the token that is
-    that mask, or None where the mask is glued to other text ("a<mask>")."""
-    row_token = {
-        int(row): token
-        for token in doc if token.text == MASK
-        for row in trf_data.align[token.i].dataXd.ravel()
-    }
-    return [row_token.get(row) for row in mask_rows(trf_data, mask_id)]
-
-
-def _input_ids(doc: Doc, trf_data: TransformerData, tokenizer) -> List[int]:
-    """The doc's pieces with ``<s>`` and ``</s>``, as HF's pipeline encodes the
-    text (one window's ids are in ``trf_data``; longer docs are re-encoded)."""
-    wordpieces = trf_data.wordpieces
-    if len(wordpieces.lengths) == 1:
-        return wordpieces.input_ids[0, : wordpieces.lengths[0]].tolist()
-    return tokenizer(doc.text, verbose=False)["input_ids"]
-
-
-def _log_softmax(ops, logits: Floats2d) -> Floats2d:
-    # thinc's stubs lack max's keepdims
-    shifted = logits - logits.max(axis=1, keepdims=True)  # type: ignore[call-arg]
-    return shifted - ops.xp.log(ops.xp.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def _top_k(scores: numpy.ndarray, k: int) -> numpy.ndarray:
-    """Indices of the ``k`` largest scores, largest first and ties in index
-    order (as a stable sort of all scores), without sorting the vocabulary."""
-    if k >= len(scores):
-        return numpy.argsort(-scores, kind="stable")
-    kth = numpy.partition(scores, len(scores) - k)[len(scores) - k]
-    contenders = numpy.flatnonzero(scores >= kth)
-    return contenders[numpy.argsort(-scores[contenders], kind="stable")[:k]]

@@ -11,9 +11,10 @@ from spacy.training import Example
 
 from spacy_xlmr.encoder.alignment import tokenize_docs
 from spacy_xlmr.encoder.listener import encoder_of
-from spacy_xlmr.heads.masked_lm import mask_pieces, masked_lm_logits
+from spacy_xlmr.heads.masked_lm import masked_lm_logits
 from spacy_xlmr.heads.torch_head import get_head_module
 from spacy_xlmr.load import from_huggingface
+from spacy_xlmr.mlm.masking import mask_pieces
 
 from ..conftest import count_encoder_calls, make_nlp
 
@@ -43,28 +44,6 @@ def _mlm_nlp(checkpoint):
     nlp = make_nlp(checkpoint)
     nlp.add_pipe("xlmr_fill_mask", name="fill_mask")
     return nlp
-
-
-def test_mask_pieces_follows_bert_recipe():
-    ids = numpy.arange(100, 40100)
-    replacement_ids = numpy.arange(5, 90000)
-    rng = numpy.random.default_rng(0)
-    masked, chosen = mask_pieces(ids, rng, mask_id=3, replacement_ids=replacement_ids)
-    masked = numpy.array(masked)
-    assert len(chosen) / len(ids) == pytest.approx(0.15, abs=0.01)
-    untouched = numpy.setdiff1d(numpy.arange(len(ids)), chosen)
-    assert (masked[untouched] == ids[untouched]).all()
-    as_mask = masked[chosen] == 3
-    kept = masked[chosen] == ids[chosen]
-    randomized = ~as_mask & ~kept
-    assert as_mask.mean() == pytest.approx(0.8, abs=0.03)
-    assert kept.mean() == pytest.approx(0.1, abs=0.02)
-    assert randomized.mean() == pytest.approx(0.1, abs=0.02)
-    assert numpy.isin(masked[chosen][randomized], replacement_ids).all()
-    again, chosen_again = mask_pieces(
-        ids, numpy.random.default_rng(0), mask_id=3, replacement_ids=replacement_ids
-    )
-    assert again == masked.tolist() and (chosen_again == chosen).all()
 
 
 def test_loss_and_gradients_equal_hf(masked_lm_checkpoint):
