@@ -1,2 +1,3 @@
 """Scale-out on existing engines: data-parallel training on torch.distributed
-(``training``) and corpus annotation on Ray Data / Spark (``annotate``)."""
+(``training``, which runs ``loop`` on every rank) and corpus annotation on
+Ray Data / Spark (``annotate``)."""

@@ -9,14 +9,8 @@ import torch
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from spacy_xlmr.scale.training import (
-    Ranks,
-    deal_batches,
-    join_process_group,
-    launched_distributed,
-    own_random_state,
-    summed_components,
-)
+from spacy_xlmr.scale.loop import Ranks, deal_batches, own_random_state, summed_components
+from spacy_xlmr.scale.training import join_process_group, launched_distributed
 
 
 def examples(texts):
