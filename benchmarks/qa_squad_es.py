@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from spacy_xlmr.convert import convert_squad, read_squad
-    from spacy_xlmr.pipeline.qa_data import score_squad
+    from spacy_xlmr.qa.metrics import score_squad
 
     out = args.output
     split = split_squad_by_article(args.source, out / "data", args.test_every)

@@ -93,7 +93,7 @@ def test_qa_project_all_workflow(tmp_path):
     from spacy.tokens import DocBin
     from spacy.vocab import Vocab
 
-    from spacy_xlmr.pipeline.qa_data import get_questions
+    from spacy_xlmr.qa.data import get_questions
 
     project = _run_workflow("qa", tmp_path, "--vars.max_steps", "100")
     metrics = json.loads((project / "training" / "qa-tiny" / "metrics.json").read_text())

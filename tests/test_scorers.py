@@ -17,7 +17,8 @@ from spacy_xlmr.heads.masked_lm import masked_lm_logits
 from spacy_xlmr.mlm.metrics import SCORE_SEED, score_mlm
 from spacy_xlmr.pipeline.fill_mask import make_mlm_scorer
 from spacy_xlmr.pipeline.qa import make_qa_scorer, score_qa
-from spacy_xlmr.pipeline.qa_data import get_questions, score_squad
+from spacy_xlmr.qa.data import get_questions
+from spacy_xlmr.qa.metrics import score_squad
 
 from .conftest import make_nlp
 

@@ -1,6 +1,6 @@
 """Read SQuAD-format extractive QA data (SQuAD 1.1 and 2.0, XQuAD, SQuAD-es)
 into spaCy ``Doc`` objects, one per paragraph, with the paragraph's questions
-in ``doc._.qa_questions`` (see ``spacy_xlmr.pipeline.qa_data``).
+in ``doc._.qa_questions`` (see ``spacy_xlmr.qa.data``).
 
 The input is ``{"version", "data": [{"title", "paragraphs": [{"context",
 "qas": [{"id", "question", "answers": [{"text", "answer_start"}],
@@ -17,7 +17,7 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..pipeline.qa_data import EXTENSION, Answer, Question
+from ..qa.data import EXTENSION, Answer, Question
 from .output import write_docbin
 from .stats import ConversionStats
 from .text_files import open_text

@@ -131,20 +131,3 @@ def _context(piece: int, span: Span, n_pieces: int) -> int:
     left = piece - start if start > 0 else n_pieces
     right = end - 1 - piece if end < n_pieces else n_pieces
     return min(left, right)
-
-
-def overflow_starts(n_pieces: int, window_size: int, overlap: int) -> List[int]:
-    """Start offsets of the windows of a question-answering context, as Hugging
-    Face tokenizers cut an overflowing second sequence: windows of
-    ``window_size`` pieces, each overlapping the previous one by ``overlap``
-    pieces, until one reaches the end (the last may be shorter)."""
-    if not 0 <= overlap < window_size:
-        raise ValueError(
-            f"The overlap of context windows ({overlap} pieces) must be smaller "
-            f"than the room left for the context ({window_size} pieces): lower "
-            "doc_stride, or raise max_seq_len."
-        )
-    starts = [0]
-    while starts[-1] + window_size < n_pieces:
-        starts.append(starts[-1] + window_size - overlap)
-    return starts

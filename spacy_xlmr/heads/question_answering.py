@@ -3,7 +3,7 @@
 
 ``QuestionAnsweringHead`` has HF's parameter names (``qa_outputs.weight``,
 ``qa_outputs.bias``): start and end logits for every position. The head reads
-question/context pairs (``encoder/pairs.py``), which the encoder component's
+question/context pairs (``qa/pairs.py``), which the encoder component's
 output of the doc alone can't give, so it runs the weights of the pipeline's
 shared encoder over the pairs itself: one copy of the encoder in memory,
 trained by every head.
@@ -17,7 +17,7 @@ from thinc.types import Floats1d
 
 from ..encoder.data import TransformerData
 from ..encoder.listener import XLMRListener, encoder_of
-from ..encoder.pairs import PairWindow
+from ..qa.pairs import PairWindow
 from .torch_head import torch_head
 
 HEAD_WEIGHT_PREFIXES = ("qa_outputs.",)

@@ -30,7 +30,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
 from thinc.api import Config
 
-from ..pipeline.qa_data import EXTENSION as QUESTIONS, validate_questions
+from ..qa.data import EXTENSION as QUESTIONS, validate_questions
 
 if TYPE_CHECKING:
     from ..pipeline.qa import XLMRQuestionAnswerer

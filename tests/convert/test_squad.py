@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from spacy_xlmr.cli import app
 from spacy_xlmr.convert import ConversionStats, convert_squad, read_squad
 from spacy_xlmr.convert.squad import REPAIR_WINDOW
-from spacy_xlmr.pipeline.qa_data import get_questions, validate_questions
+from spacy_xlmr.qa.data import get_questions, validate_questions
 
 DATA = Path(__file__).parents[2] / "data" / "qa"
 XQUAD_LANGS = ("en", "es", "zh", "ar", "th", "hi")

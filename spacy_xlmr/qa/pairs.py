@@ -1,27 +1,45 @@
-"""Question/context pairs for extractive question answering.
-
-XLM-R reads a pair as ``<s> question </s></s> context </s>``. A context too
-long for ``max_seq_len`` is cut into windows as Hugging Face tokenizers cut an
+"""Question/context pairs for extractive question answering. XLM-R reads a
+pair as ``<s> question </s></s> context </s>``; a context too long for
+``max_seq_len`` is cut into windows as Hugging Face tokenizers cut an
 overflowing second sequence (``truncation="only_second"``, overlap
 ``doc_stride``), so windows, pieces and answer boundaries are those of the HF
 ``question-answering`` pipeline. The context is tokenized on its own (a pair's
 sequences are tokenized independently), once per doc for all its questions.
-
 Answers are reported as HF reports them: from the start of the whitespace
 word holding the first piece to the end of the word holding the last, as far
 as the window holds the word (with XLM-R's tokenizer a word's span includes
-the space before it).
+the space before it). ``encode_pairs`` gives the windows of every question of
+a batch of docs, grouped by doc (``DocScores``), for one batched encoder pass.
 """
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, List, Sequence, Tuple
 
-from .windows import overflow_starts
+from thinc.types import Floats1d
+
+from .data import Question
 
 if TYPE_CHECKING:
     from transformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
 # <s> question </s></s> context </s>
 N_PAIR_SPECIAL_TOKENS = 4
+
+
+def overflow_starts(n_pieces: int, window_size: int, overlap: int) -> List[int]:
+    """Start offsets of the windows of a question-answering context, as Hugging
+    Face tokenizers cut an overflowing second sequence: windows of
+    ``window_size`` pieces, each overlapping the previous one by ``overlap``
+    pieces, until one reaches the end (the last may be shorter)."""
+    if not 0 <= overlap < window_size:
+        raise ValueError(
+            f"The overlap of context windows ({overlap} pieces) must be smaller "
+            f"than the room left for the context ({window_size} pieces): lower "
+            "doc_stride, or raise max_seq_len."
+        )
+    starts = [0]
+    while starts[-1] + window_size < n_pieces:
+        starts.append(starts[-1] + window_size - overlap)
+    return starts
 
 
 @dataclass
@@ -148,3 +166,60 @@ def pair_windows(
             )
         )
     return windows
+
+
+@dataclass
+class QuestionScores:
+    """The start and end logits of one question's windows over its doc."""
+
+    question: Question
+    windows: List[PairWindow]
+    logits: List[Tuple[Floats1d, Floats1d]]
+
+
+@dataclass
+class DocScores:
+    """What ``predict`` computed for one doc."""
+
+    context: ContextPieces
+    questions: List[QuestionScores]
+
+
+def encode_pairs(
+    tokenizer: "PreTrainedTokenizerFast",
+    texts: Sequence[str],
+    questions: Sequence[Sequence[Question]],
+    *,
+    max_question_len: int,
+    max_seq_len: int,
+    doc_stride: int,
+) -> Tuple[List[DocScores], List[PairWindow]]:
+    """The pair windows of every question, grouped by doc (the docs'
+    ``texts``), and all of them in one list (for one batched encoder pass)."""
+    contexts = encode_contexts(tokenizer, texts)
+    question_ids = encode_questions(
+        tokenizer, [q["question"] for qs in questions for q in qs], max_question_len
+    )
+    scores, windows = [], []
+    position = 0
+    for context, doc_questions in zip(contexts, questions):
+        doc_scores = DocScores(context=context, questions=[])
+        for question in doc_questions:
+            question_windows = pair_windows(
+                tokenizer, question_ids[position], context,
+                max_seq_len=max_seq_len, doc_stride=doc_stride,
+            )
+            position += 1
+            doc_scores.questions.append(QuestionScores(question, question_windows, []))
+            windows.extend(question_windows)
+        scores.append(doc_scores)
+    return scores, windows
+
+
+def fill_logits(scores: List[DocScores], logits: List[Tuple[Floats1d, Floats1d]]) -> None:
+    """Hand each question the logits of its windows (in ``encode_pairs`` order)."""
+    position = 0
+    for doc_scores in scores:
+        for question in doc_scores.questions:
+            question.logits = logits[position : position + len(question.windows)]
+            position += len(question.windows)
