@@ -4,7 +4,7 @@ Ray engine with 2 workers x 1 thread and 1 worker x 2 threads; the engines'
 overhead over plain `nlp.pipe`; peak RSS of this process and of each Ray
 worker (ru_maxrss of an actor annotating the same docs).
 
-    python benchmarks/apply_speed.py --docs 1000 --output benchmarks/results/apply_speed.json
+    python benchmarks/apply_speed.py --docs 1000 --output benchmarks/output/apply_speed.json
 """
 import argparse
 import json

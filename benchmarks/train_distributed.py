@@ -53,7 +53,7 @@ from typing import Dict, List, Tuple
 
 from lib.checkpoints import build_checkpoints
 from lib.corpora import convert_uner
-from lib.env import REPO, machine, thread_env, versions
+from lib.env import OUTPUT_DIR, REPO, machine, thread_env, versions
 from lib.memory import MEM_ENV
 from lib.training import HOOKS
 
@@ -152,7 +152,8 @@ def main() -> None:
     parser.add_argument("--dev-limit", type=int, default=20)
     parser.add_argument("--gpu", action="store_true", help="--gpu-id 0 (each rank: its GPU)")
     parser.add_argument("--encoder", type=Path, help="use this encoder instead of building one")
-    parser.add_argument("--output", type=Path, default=Path("/tmp/train_distributed"))
+    parser.add_argument("--output", type=Path, default=OUTPUT_DIR / "train_distributed",
+                        help="default benchmarks/output/train_distributed")
     args = parser.parse_args()
 
     started = time.perf_counter()

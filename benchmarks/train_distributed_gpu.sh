@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 N_GPUS="${N_GPUS:-$(nvidia-smi -L | wc -l)}"
 STEPS="${STEPS:-50}"               # spaCy runs steps 0..STEPS
 BATCH_WORDS="${BATCH_WORDS:-2000}" # ner-base.cfg's batch_by_words size
-OUTPUT="${OUTPUT:-/tmp/train_distributed_gpu}"
+OUTPUT="${OUTPUT:-benchmarks/output/train_distributed_gpu}"
 RUNS=(1x1)
 if [ "$N_GPUS" -gt 1 ]; then RUNS+=("${N_GPUS}x1"); fi
 
