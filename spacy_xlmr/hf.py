@@ -16,7 +16,7 @@ import pickle
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union, cast
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union, cast
 
 import torch
 
@@ -286,27 +286,39 @@ def _some(keys: List[str], limit: int = 5) -> str:
     return shown if len(keys) <= limit else f"{shown} and {len(keys) - limit} more"
 
 
-# The fine-tuned Hugging Face classes whose heads this package imports, and the
-# task (``spacy_xlmr.load.from_huggingface``) of the component that reads each.
-HEAD_TASKS = {
-    "XLMRobertaForTokenClassification": "token-classification",
-    "XLMRobertaForSequenceClassification": "text-classification",
-    "XLMRobertaForMaskedLM": "fill-mask",
-    "XLMRobertaForQuestionAnswering": "question-answering",
+class HeadTask(NamedTuple):
+    """A Hugging Face task whose fine-tuned XLM-R checkpoints a component imports."""
+
+    head_class: str  # the transformers class with the task's head
+    factory: str  # the spaCy factory of the component that imports it
+    component: str  # the component's name in ``from_huggingface`` pipelines
+
+
+# By Hugging Face pipeline task. (Each head's weight names are its torch
+# module's, in ``heads/``.)
+HEAD_TASKS: Dict[str, HeadTask] = {
+    "token-classification": HeadTask("XLMRobertaForTokenClassification", "xlmr_ner", "ner"),
+    "text-classification": HeadTask(
+        "XLMRobertaForSequenceClassification", "xlmr_textcat", "textcat"
+    ),
+    "fill-mask": HeadTask("XLMRobertaForMaskedLM", "xlmr_fill_mask", "fill_mask"),
+    "question-answering": HeadTask("XLMRobertaForQuestionAnswering", "xlmr_qa", "qa"),
 }
 
 
-def check_head_class(name: PathOrName, expected: str, component: str) -> None:
+def check_head_class(name: PathOrName, task: str, component: str) -> None:
     """Refuse a checkpoint whose ``config.json`` names a head class other than
-    ``expected`` (checkpoints that name none are checked by their weights)."""
+    that of ``task`` (checkpoints that name none are checked by their weights)."""
+    expected = HEAD_TASKS[task].head_class
     architectures = load_config(name).architectures or []
     if not architectures or expected in architectures:
         return
     found = architectures[0]
-    if found in HEAD_TASKS:
+    found_task = next((t for t, head in HEAD_TASKS.items() if head.head_class == found), None)
+    if found_task is not None:
         fix = (
             f"import it into the component for that task: "
-            f"from_huggingface('{name}', '{HEAD_TASKS[found]}')"
+            f"from_huggingface('{name}', '{found_task}')"
         )
     else:
         fix = (

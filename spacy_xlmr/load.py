@@ -7,14 +7,6 @@ from spacy.language import Language
 from . import hf
 from .pipeline.textcat import MULTI_LABEL_PROBLEM
 
-# HF task name -> (spaCy factory, default component name).
-TASKS = {
-    "token-classification": ("xlmr_ner", "ner"),
-    "text-classification": ("xlmr_textcat", "textcat"),
-    "fill-mask": ("xlmr_fill_mask", "fill_mask"),
-    "question-answering": ("xlmr_qa", "qa"),
-}
-
 
 def from_huggingface(
     checkpoint: str,
@@ -33,9 +25,9 @@ def from_huggingface(
     config (dict): Settings for the head component (e.g. ``{"decoder": "greedy"}``).
     encoder_config (dict): Settings for the encoder model (e.g. ``{"stride": 256}``).
     """
-    if task not in TASKS:
-        raise ValueError(f"Unknown task '{task}'. Supported: {', '.join(TASKS)}.")
-    factory, name = TASKS[task]
+    if task not in hf.HEAD_TASKS:
+        raise ValueError(f"Unknown task '{task}'. Supported: {', '.join(hf.HEAD_TASKS)}.")
+    factory, name = hf.HEAD_TASKS[task].factory, hf.HEAD_TASKS[task].component
     config = dict(config or {})
     if task == "text-classification":
         problem_type = hf.load_config(checkpoint).problem_type

@@ -56,6 +56,14 @@ def is_own_encoder(node: Model) -> bool:
     return node.name == OWN_ENCODER
 
 
+def load_own_encoders(model: Model) -> None:
+    """Load the weights of the own encoders in ``model`` that have none yet
+    (listeners replaced before ``initialize``)."""
+    for node in model.walk():
+        if is_own_encoder(node) and not node.has_dim("nO"):
+            node.initialize()
+
+
 def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
     encoder = model.get_ref("encoder")
     encoder.initialize()

@@ -26,7 +26,7 @@ from spacy.symbols import ORTH
 from spacy.tokens import Doc, Token
 from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model
 from thinc.types import Floats2d, Ints1d
 
 from .. import hf
@@ -41,8 +41,7 @@ from ..heads.masked_lm import (
 from ..mlm.masking import MASK
 from ..mlm.metrics import log_softmax, score_mlm
 from ..mlm.predictions import fill_masks, input_ids, mask_tokens, target_ids
-from .head_pipe import HeadPipe
-from .transformer import add_encoder_if_missing, listened_width
+from .head_pipe import HeadPipe, add_encoder_if_missing
 
 DEFAULT_FILL_MASK_MODEL = Config().from_str(
     """
@@ -114,7 +113,8 @@ def make_mlm_scorer() -> Callable:
 class XLMRFillMask(HeadPipe):
     """Top-k predictions for ``<mask>`` tokens, and the masked-LM objective."""
 
-    hf_head_class = "XLMRobertaForMaskedLM"
+    hf_task = "fill-mask"
+    hf_weight_prefixes = HEAD_WEIGHT_PREFIXES
 
     def __init__(
         self,
@@ -167,38 +167,22 @@ class XLMRFillMask(HeadPipe):
                     mask_token._.fill_mask = predictions
             doc._.fill_mask = results
 
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd: Optional[Optimizer] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        """Mask the pieces of the examples' texts and learn to predict them.
-        The gradients reach the head, the encoder and its word embeddings (the
-        tied decoder); the encoder component applies its part at its
-        ``finish_update``, as it does for every head."""
-        validate_examples(examples, "XLMRFillMask.update")
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
+    def _scores_for_update(self, examples: List[Example]) -> Optional[Tuple[Any, Callable]]:
+        """Mask the pieces of the examples' texts: the logits at the masked
+        pieces and their original ids. The gradients reach the head, the
+        encoder and its word embeddings (the tied decoder); the encoder
+        component applies its part at its ``finish_update``, as it does for
+        every head."""
         docs = [eg.predicted for eg in examples]
         if not docs:
-            return losses
-        set_dropout_rate(self.model, drop)
+            return None
         rng = numpy.random.default_rng(numpy.random.randint(2**31))
         logits, targets, backprop = masked_lm_logits(
             self.model, docs, rng, probability=self.mask_probability, is_train=True
         )
         if len(targets) == 0:
-            return losses
-        loss, d_logits = self.get_loss(examples, (logits, targets))
-        backprop(d_logits)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+            return None
+        return (logits, targets), backprop
 
     def get_loss(
         self, examples: Iterable[Example], scores: Tuple[Floats2d, Ints1d]
@@ -226,34 +210,24 @@ class XLMRFillMask(HeadPipe):
             examples, **{"model": self.model, "mask_probability": self.mask_probability, **kwargs}
         )
 
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Example]],
-        *,
-        nlp: Optional[Language] = None,
-        hf_checkpoint: Optional[str] = None,
+    def _init_settings(
+        self, get_examples: Callable[[], Iterable[Example]], hf_checkpoint: Optional[str]
     ) -> None:
-        """Create the head; with ``hf_checkpoint`` (a fine-tuned or pretrained
-        ``XLMRobertaForMaskedLM``, e.g. ``xlm-roberta-base`` itself), load its
-        ``lm_head`` weights."""
-        if hf_checkpoint is not None:
-            self._check_hf_head(hf_checkpoint)
+        """The head's sizes from the encoder (and ``hf_checkpoint``, a
+        fine-tuned or pretrained ``XLMRobertaForMaskedLM``, e.g.
+        ``xlm-roberta-base`` itself); the tokenizer and targets are checked."""
         self._report_data_problems(
             get_examples,
             lambda eg: [] if eg.reference.text.strip() else ["no text to mask"],
             report_all=False,
         )
         config = hf.load_config(hf_checkpoint) if hf_checkpoint else None
-        self.cfg["width"] = listened_width(self.model, self.name)
         encoder = encoder_of(self.model)
         encoder_config = encoder.config
         self.cfg["vocab_size"] = encoder_config.vocab_size
         self.cfg["eps"] = (config or encoder_config).layer_norm_eps
         self._check_tokenizer(encoder.tokenizer)
         self._candidate_ids(encoder.tokenizer)  # check the targets now
-        self._build_head()
-        if hf_checkpoint is not None:
-            self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
 
     def add_label(self, label: str) -> int:
         raise NotImplementedError(f"[{self.name}] Fill-mask has no labels.")

@@ -1,19 +1,24 @@
-"""What every XLM-R head component shares: loading a head whose torch module
-is rebuilt from the component's cfg before its weights are read."""
+"""What every XLM-R head component shares: the ``initialize`` flow (labels,
+encoder width, head, HF import), data reports, labels added later, and
+loading a head whose torch module is rebuilt from the component's cfg before
+its weights are read. Also how a head's factory and loading find the encoder
+component it listens to."""
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union, cast
 
 import srsly
 from spacy import util
 from spacy.language import Language
 from spacy.pipeline.trainable_pipe import TrainablePipe
-from spacy.training import Example, validate_get_examples
+from spacy.training import Example, validate_examples, validate_get_examples
+from thinc.api import Model, Optimizer, set_dropout_rate
 
 from .. import hf
 from ..encoder.interface import Encoder
 from ..encoder.listener import XLMRListener
+from ..encoder.own_encoder import is_own_encoder, load_own_encoders
 from ..heads.torch_head import load_head_state
 from ..storage import (
     ENCODER_DIGEST,
@@ -22,15 +27,24 @@ from ..storage import (
     read_component_file,
     replacing_directory,
 )
-from .transformer import check_encoder_not_left_out, warn_if_other_encoder
+from .transformer import (
+    ADDED_FOR_HEAD,
+    ENCODER_FACTORIES,
+    LISTENER_CLASSES,
+    XLMRTransformer,
+)
 
 
 class HeadPipe(TrainablePipe):
     """Base class of the head components. Subclasses keep ``cfg["labels"]``
-    and ``cfg["width"]``, name the HF class whose head they import
-    (``hf_head_class``) and implement ``_build_head``."""
+    and ``cfg["width"]``, name the HF task whose heads they import
+    (``hf_task``) and their weight names (``hf_weight_prefixes``), and
+    implement ``_build_head``; heads with labels implement ``_init_labels``."""
 
-    hf_head_class: str = ""
+    # The Hugging Face task (``hf.HEAD_TASKS``) whose fine-tuned heads it imports.
+    hf_task: str = ""
+    # The keys of the HF class's state dict that hold the head's weights.
+    hf_weight_prefixes: Tuple[str, ...] = ()
     # The loss is a mean over the batch (as in HF), not a sum as in spaCy's own
     # components: data-parallel training averages these gradients over ranks.
     loss_reduction: str = "mean"
@@ -52,6 +66,99 @@ class HeadPipe(TrainablePipe):
             self._build_head(keep=True)
         return 1
 
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+        hf_checkpoint: Optional[str] = None,
+    ) -> None:
+        """Create the head: its labels, its width (the encoder's), and with
+        ``hf_checkpoint`` its weights.
+
+        labels (Sequence[str]): The labels of a head that has them; by default
+            read from the examples, or those of ``hf_checkpoint``.
+        hf_checkpoint (str): Hub name or directory of a checkpoint fine-tuned
+            for ``hf_task`` (its class in ``hf.HEAD_TASKS``), whose head (and
+            labels) to import; use the same checkpoint as the encoder's ``name``.
+        """
+        if hf_checkpoint is not None:
+            self._check_hf_head(hf_checkpoint)
+        self._init_labels(get_examples, labels, hf_checkpoint)
+        self.cfg["width"] = self._encoder_width()
+        self._init_settings(get_examples, hf_checkpoint)
+        self._build_head()
+        if hf_checkpoint is not None:
+            warn_if_other_encoder(nlp, hf_checkpoint, self.name)
+            load_head_state(
+                self.model.get_ref("head"),
+                hf.load_head_state_dict(hf_checkpoint, self.hf_weight_prefixes),
+            )
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of examples: spaCy's template (scores and their
+        backprop, ``get_loss``, backprop, ``finish_update``), with the
+        training scores from ``_scores_for_update``."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        validate_examples(examples, f"{type(self).__name__}.update")
+        examples = list(examples)
+        set_dropout_rate(self.model, drop)
+        forward = self._scores_for_update(examples)
+        if forward is None:
+            return losses
+        scores, backprop = forward
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def _scores_for_update(self, examples: List[Example]) -> Optional[Tuple[Any, Callable]]:
+        """The training scores of the examples and the callback taking their
+        gradient, or None when there is nothing to learn from. By default the
+        model's output on the predicted docs (none without any tokens)."""
+        docs = [eg.predicted for eg in examples]
+        if not any(len(doc) for doc in docs):
+            return None
+        return self.model.begin_update(docs)
+
+    def _init_labels(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        labels: Optional[Sequence[str]],
+        hf_checkpoint: Optional[str],
+    ) -> None:
+        """Set ``cfg["labels"]`` (and what follows from them) at
+        ``initialize``. Heads without labels refuse them."""
+        if labels is not None:
+            raise ValueError(
+                f"[{self.name}] This component has no labels: remove labels "
+                f"from [initialize.components.{self.name}]."
+            )
+
+    def _init_settings(
+        self, get_examples: Callable[[], Iterable[Example]], hf_checkpoint: Optional[str]
+    ) -> None:
+        """Hook run at ``initialize`` once labels and width are set: report
+        problems of the training data, check and set what the head needs."""
+
+    def _encoder_width(self) -> int:
+        """The width of the encoder the head reads. A component's own encoder
+        (``replace_listeners`` before ``initialize``) loads its weights here."""
+        load_own_encoders(self.model)
+        return listened_width(self.model, self.name)
+
     def _label_added(self, label: str) -> None:
         """Hook for subclasses with outputs per label (e.g. entity tags)."""
 
@@ -62,15 +169,7 @@ class HeadPipe(TrainablePipe):
     def _check_hf_head(self, checkpoint: str) -> None:
         """Refuse, before reading anything else, a checkpoint fine-tuned for
         another task."""
-        hf.check_head_class(checkpoint, self.hf_head_class, self.name)
-
-    def _import_hf_head(
-        self, checkpoint: str, prefixes: Tuple[str, ...], nlp: Optional[Language]
-    ) -> None:
-        """Load a fine-tuned checkpoint's head weights (``prefixes`` of its
-        state dict, HF names) into the built head."""
-        warn_if_other_encoder(nlp, checkpoint, self.name)
-        load_head_state(self.model.get_ref("head"), hf.load_head_state_dict(checkpoint, prefixes))
+        hf.check_head_class(checkpoint, self.hf_task, self.name)
 
     def _initial_labels(
         self,
@@ -137,14 +236,14 @@ class HeadPipe(TrainablePipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "HeadPipe":
         """Load the component from bytes written by ``to_bytes``."""
-        msg = srsly.msgpack_loads(bytes_data)
-        if "cfg" not in exclude and "cfg" in msg:
-            self.cfg.update(srsly.json_loads(msg["cfg"]))
-        if "vocab" not in exclude and "vocab" in msg:
-            self.vocab.from_bytes(msg["vocab"], exclude=exclude)
-        if "model" not in exclude and "model" in msg:
+        deserialize = {
+            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
+            "model": self._load_model,
+        }
+        if "model" not in exclude:
             check_encoder_not_left_out(self.name, self.model)
-            self._load_model(msg["model"])
+        util.from_bytes(bytes_data, deserialize, exclude)
         self._check_loaded()
         return self
 
@@ -193,3 +292,74 @@ class HeadPipe(TrainablePipe):
         if self.cfg["width"] is not None:
             self._build_head()
         self.model.from_bytes(data)
+
+
+def add_encoder_if_missing(nlp: Language, model: Model) -> None:
+    """Add the shared encoder in front of a head that listens to one, when the
+    pipeline has none yet (``nlp.add_pipe("xlmr_ner")`` just works). The
+    encoder is marked as added until it is loaded: see
+    ``check_encoder_not_left_out``."""
+    listens = any(isinstance(node, LISTENER_CLASSES) for node in model.walk())
+    factories = {nlp.get_pipe_meta(name).factory for name in nlp.component_names}
+    if listens and not factories.intersection(ENCODER_FACTORIES):
+        encoder = nlp.add_pipe("xlmr_transformer", name="transformer", first=True)
+        cast(XLMRTransformer, encoder).model.attrs[ADDED_FOR_HEAD] = True
+
+
+def check_encoder_not_left_out(component: str, model: Model) -> None:
+    """Refuse to load a saved head (``component``, with ``model``) whose
+    listener is connected to an encoder that was added for it and is neither
+    loaded nor initialized: the saved pipeline's encoder was left out, as
+    ``spacy.load(path, exclude=["transformer"])`` does."""
+    # spacy-xlmr listeners know their encoder (XLMRTransformer.add_listener).
+    encoders = (node.encoder for node in model.walk() if isinstance(node, XLMRListener))
+    if not any(
+        encoder is not None and encoder.model.attrs.get(ADDED_FOR_HEAD) and not encoder.is_loaded
+        for encoder in encoders
+    ):
+        return
+    raise ValueError(
+        f"[{component}] This component listens to the XLM-R encoder "
+        "component 'transformer' (xlmr_transformer), but the pipeline it is "
+        "loaded into has none: the encoder was excluded "
+        '(spacy.load(..., exclude=["transformer"])) or isn\'t part of the saved '
+        "pipeline. Load the encoder too: don't exclude 'transformer' (to skip "
+        "it for a while, use disable=[...] and nlp.enable_pipe). To load "
+        f"'{component}' without it, give it its own copy of the encoder before "
+        f'saving: nlp.replace_listeners("transformer", "{component}", '
+        '["model.tok2vec"]) (the path of its listener in the component\'s config).'
+    )
+
+
+def listened_width(model: Model, component: str) -> int:
+    """The width of the encoder that ``model``'s listener is connected to, or
+    of the component's own encoder once it is loaded (``load_own_encoders``)."""
+    for node in model.walk():
+        if isinstance(node, LISTENER_CLASSES) or is_own_encoder(node):
+            if node.has_dim("nO"):
+                return node.get_dim("nO")
+    raise ValueError(
+        f"[{component}] Can't find the width of the encoder this component "
+        "listens to. Initialize the pipeline with the encoder in front of it "
+        "(nlp.initialize()), or add one with "
+        'nlp.add_pipe("xlmr_transformer", name="transformer", first=True). '
+        "An encoder in [training] frozen_components isn't initialized by spacy "
+        "train: source it from a trained pipeline ([components.transformer] "
+        "source = ...)."
+    )
+
+
+def warn_if_other_encoder(nlp: Optional[Language], checkpoint: str, component: str) -> None:
+    """Warn when a head is imported from a checkpoint other than the one the
+    pipeline's encoder was loaded from (the head would sit on other weights)."""
+    if nlp is None:
+        return
+    for _, proc in nlp.pipeline:
+        if isinstance(proc, XLMRTransformer):
+            name = proc.encoder.name
+            if Path(name).expanduser().resolve() != Path(str(checkpoint)).expanduser().resolve():
+                warnings.warn(
+                    f"[{component}] The head comes from '{checkpoint}' but the "
+                    f"encoder was loaded from '{name}'. Set the encoder's name to "
+                    "the same checkpoint unless this is intended."
+                )

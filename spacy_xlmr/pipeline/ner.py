@@ -20,8 +20,7 @@ from .. import hf
 from ..encoder.listener import REDUCE_FIRST
 from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, TokenClassificationHead
 from ..heads.torch_head import build_head_module
-from .head_pipe import HeadPipe
-from .transformer import add_encoder_if_missing, listened_width
+from .head_pipe import HeadPipe, add_encoder_if_missing
 from .entity_tags import (
     DECODERS,
     check_scheme,
@@ -90,7 +89,8 @@ def make_xlmr_ner(
 class XLMRNER(HeadPipe):
     """Named entity recognition with a token-classification head."""
 
-    hf_head_class = "XLMRobertaForTokenClassification"
+    hf_task = "token-classification"
+    hf_weight_prefixes = HEAD_WEIGHT_PREFIXES
 
     def __init__(
         self,
@@ -196,24 +196,16 @@ class XLMRNER(HeadPipe):
             d_scores.append(d_logits / n_gold)
         return loss / n_gold, d_scores
 
-    def initialize(
+    def _init_labels(
         self,
         get_examples: Callable[[], Iterable[Example]],
-        *,
-        nlp: Optional[Language] = None,
-        labels: Optional[Sequence[str]] = None,
-        hf_checkpoint: Optional[str] = None,
+        labels: Optional[Sequence[str]],
+        hf_checkpoint: Optional[str],
     ) -> None:
-        """Set up the labels and create the head.
-
-        labels (Sequence[str]): Entity labels; by default read from the examples.
-        hf_checkpoint (str): Hub name or directory of a fine-tuned
-            ``XLMRobertaForTokenClassification``: its ``id2label`` becomes the
-            tag set and its classifier weights the head (use the same
-            checkpoint as the encoder's ``name``).
-        """
+        """The labels given, or read from the examples, and their tags in
+        ``scheme``; with ``hf_checkpoint`` (an ``XLMRobertaForTokenClassification``
+        that reads each word's first piece) the tags of its ``id2label``."""
         if hf_checkpoint is not None:
-            self._check_hf_head(hf_checkpoint)
             if not any(node.name == REDUCE_FIRST for node in self.model.walk()):
                 raise ValueError(
                     f"[{self.name}] Hugging Face token-classification heads read "
@@ -237,13 +229,13 @@ class XLMRNER(HeadPipe):
                 labels, get_examples, lambda eg: {ent.label_ for ent in eg.reference.ents}
             )
             tags = make_tags(labels, self.scheme)
-        self._report_data_problems(get_examples, _entity_problems)
         self.cfg["labels"] = list(labels)
         self.cfg["tags"] = list(tags)
-        self.cfg["width"] = listened_width(self.model, self.name)
-        self._build_head()
-        if hf_checkpoint is not None:
-            self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
+
+    def _init_settings(
+        self, get_examples: Callable[[], Iterable[Example]], hf_checkpoint: Optional[str]
+    ) -> None:
+        self._report_data_problems(get_examples, _entity_problems)
 
     def _label_added(self, label: str) -> None:
         if self.cfg["tags"]:  # keep the scheme of the existing tags (BIO for IOB1)

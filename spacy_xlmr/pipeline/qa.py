@@ -33,7 +33,7 @@ from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.util import minibatch
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model
 from thinc.types import Floats1d
 
 from ..encoder.listener import encoder_of, maybe_encoder_of
@@ -45,8 +45,7 @@ from ..qa.gold import answer_problems, qa_loss
 from ..qa.metrics import score_squad
 from ..qa.pairs import DocScores, PairWindow, encode_pairs, encode_questions, fill_logits
 from ..qa.settings import SETTINGS, check_settings
-from .head_pipe import HeadPipe
-from .transformer import add_encoder_if_missing, listened_width
+from .head_pipe import HeadPipe, add_encoder_if_missing
 
 DEFAULT_QA_MODEL = Config().from_str(
     """
@@ -144,7 +143,8 @@ def make_qa_scorer() -> Callable:
 class XLMRQuestionAnswerer(HeadPipe):
     """Answers to ``doc._.qa_questions`` as spans of the doc."""
 
-    hf_head_class = "XLMRobertaForQuestionAnswering"
+    hf_task = "question-answering"
+    hf_weight_prefixes = HEAD_WEIGHT_PREFIXES
 
     def __init__(
         self,
@@ -247,35 +247,18 @@ class XLMRQuestionAnswerer(HeadPipe):
             doc._.qa_null_scores = null_scores if self.handle_impossible_answer else None
             doc.spans[self.spans_key] = spans
 
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd: Optional[Optimizer] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        """Learn to point at the gold answers of the reference docs' questions
-        (``doc._.qa_questions`` of ``eg.reference``; the first answer of
-        each). The gradients reach the head and the shared encoder."""
-        validate_examples(examples, "XLMRQuestionAnswerer.update")
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        examples = list(examples)
+    def _scores_for_update(self, examples: List[Example]) -> Optional[Tuple[Any, Callable]]:
+        """The start and end logits of the windows of the reference docs'
+        questions (``doc._.qa_questions`` of ``eg.reference``; the first
+        answer of each is the gold). The gradients reach the head and the
+        shared encoder."""
         questions = [get_questions(eg.reference) for eg in examples]
         scores, windows = self._encode([eg.predicted for eg in examples], questions)
         if not windows:
-            return losses
-        set_dropout_rate(self.model, drop)
+            return None
         logits, backprop = qa_logits(self.model, windows, True)
         fill_logits(scores, logits)
-        loss, d_logits = self.get_loss(examples, scores)
-        backprop(d_logits)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+        return scores, backprop
 
     def get_loss(
         self, examples: Iterable[Example], scores: List[DocScores]
@@ -308,24 +291,14 @@ class XLMRQuestionAnswerer(HeadPipe):
             self.set_annotations(docs, self.predict(docs))
         return super().score(examples, **kwargs)
 
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Example]],
-        *,
-        nlp: Optional[Language] = None,
-        hf_checkpoint: Optional[str] = None,
+    def _init_settings(
+        self, get_examples: Callable[[], Iterable[Example]], hf_checkpoint: Optional[str]
     ) -> None:
-        """Create the head; with ``hf_checkpoint`` (a fine-tuned
-        ``XLMRobertaForQuestionAnswering``), load its ``qa_outputs``."""
-        if hf_checkpoint is not None:
-            self._check_hf_head(hf_checkpoint)
-        self.cfg["width"] = listened_width(self.model, self.name)
+        """Check the settings against the encoder; report training questions
+        the head can't learn from."""
         encoder_of(self.model).check_loaded()
         self._report_data_problems(get_examples, self._training_problems, report_all=False)
         self._check_settings()
-        self._build_head()
-        if hf_checkpoint is not None:
-            self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
 
     def _check_loaded(self) -> None:
         """After loading, check the settings against the loaded encoder."""

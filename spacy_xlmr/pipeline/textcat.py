@@ -20,8 +20,7 @@ from thinc.types import Floats2d
 from .. import hf
 from ..heads.sequence_classification import HEAD_WEIGHT_PREFIXES, SequenceClassificationHead
 from ..heads.torch_head import build_head_module
-from .head_pipe import HeadPipe
-from .transformer import add_encoder_if_missing, listened_width
+from .head_pipe import HeadPipe, add_encoder_if_missing
 
 DEFAULT_TEXTCAT_MODEL = """
 [model]
@@ -97,7 +96,8 @@ def make_textcat_scorer() -> Callable:
 class XLMRTextCategorizer(HeadPipe):
     """Exclusive or multi-label text classification on the shared encoder."""
 
-    hf_head_class = "XLMRobertaForSequenceClassification"
+    hf_task = "text-classification"
+    hf_weight_prefixes = HEAD_WEIGHT_PREFIXES
 
     def __init__(
         self,
@@ -178,24 +178,16 @@ class XLMRTextCategorizer(HeadPipe):
         loss = -float((terms * known).sum()) / n_annotated
         return loss, d_logits
 
-    def initialize(
+    def _init_labels(
         self,
         get_examples: Callable[[], Iterable[Example]],
-        *,
-        nlp: Optional[Language] = None,
-        labels: Optional[Sequence[str]] = None,
-        hf_checkpoint: Optional[str] = None,
+        labels: Optional[Sequence[str]],
+        hf_checkpoint: Optional[str],
     ) -> None:
-        """Set up the labels and create the head.
-
-        labels (Sequence[str]): The labels; by default read from the examples.
-        hf_checkpoint (str): Hub name or directory of a fine-tuned
-            ``XLMRobertaForSequenceClassification``: its ``id2label`` becomes
-            the label set and its classifier the head (use the same checkpoint
-            as the encoder's ``name``).
-        """
+        """The labels given, or read from the examples; with ``hf_checkpoint``
+        (an ``XLMRobertaForSequenceClassification``) those of its ``id2label``,
+        in its output order."""
         if hf_checkpoint is not None:
-            self._check_hf_head(hf_checkpoint)
             checkpoint_labels = self._checkpoint_labels(hf_checkpoint)
             wanted = list(labels) if labels is not None else checkpoint_labels
             if wanted != checkpoint_labels or not set(self.labels) <= set(wanted):
@@ -207,6 +199,11 @@ class XLMRTextCategorizer(HeadPipe):
             labels = checkpoint_labels
         else:
             labels = self._initial_labels(labels, get_examples, lambda eg: set(eg.reference.cats))
+        self.cfg["labels"] = list(labels)
+
+    def _init_settings(
+        self, get_examples: Callable[[], Iterable[Example]], hf_checkpoint: Optional[str]
+    ) -> None:
         # Docs without cats may be data for other components, unless some have
         # cats; problems with the cats are reported even when every doc has them.
         self._report_data_problems(
@@ -215,13 +212,8 @@ class XLMRTextCategorizer(HeadPipe):
             report_all=False,
         )
         self._report_data_problems(
-            get_examples, partial(_cats_problems, list(labels), self.cfg["exclusive_classes"])
+            get_examples, partial(_cats_problems, self.cfg["labels"], self.cfg["exclusive_classes"])
         )
-        self.cfg["labels"] = list(labels)
-        self.cfg["width"] = listened_width(self.model, self.name)
-        self._build_head()
-        if hf_checkpoint is not None:
-            self._import_hf_head(hf_checkpoint, HEAD_WEIGHT_PREFIXES, nlp)
 
     def _activate(self, logits: Floats2d) -> Floats2d:
         if self.uses_sigmoid:

@@ -10,7 +10,6 @@ follows spaCy's ``Tok2Vec`` listener protocol (``listener_map``,
 components. A pipeline can have several encoders: a listener reads the one its
 ``upstream`` names, "*" the nearest one before its component.
 """
-import warnings
 from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union, cast
@@ -36,7 +35,7 @@ from ..encoder.data import (
 )
 from ..encoder.interface import Encoder
 from ..encoder.listener import LINKED_ENCODER, XLMRListener
-from ..encoder.own_encoder import is_own_encoder, replace_listener, replace_listener_cfg
+from ..encoder.own_encoder import replace_listener, replace_listener_cfg
 from ..encoder.precision import clear_inference_cache
 from ..encoder.model import (
     encoder_from_bytes,
@@ -554,77 +553,3 @@ def check_upstream(
         "arguments), which reads the output of the encoder it names, or "
         f"move '{component}' right after '{linked.name}'."
     )
-
-
-def add_encoder_if_missing(nlp: Language, model: Model) -> None:
-    """Add the shared encoder in front of a head that listens to one, when the
-    pipeline has none yet (``nlp.add_pipe("xlmr_ner")`` just works). The
-    encoder is marked as added until it is loaded: see
-    ``check_encoder_not_left_out``."""
-    listens = any(isinstance(node, LISTENER_CLASSES) for node in model.walk())
-    factories = {nlp.get_pipe_meta(name).factory for name in nlp.component_names}
-    if listens and not factories.intersection(ENCODER_FACTORIES):
-        encoder = nlp.add_pipe("xlmr_transformer", name="transformer", first=True)
-        cast(XLMRTransformer, encoder).model.attrs[ADDED_FOR_HEAD] = True
-
-
-def check_encoder_not_left_out(component: str, model: Model) -> None:
-    """Refuse to load a saved head (``component``, with ``model``) whose
-    listener is connected to an encoder that was added for it and is neither
-    loaded nor initialized: the saved pipeline's encoder was left out, as
-    ``spacy.load(path, exclude=["transformer"])`` does."""
-    # spacy-xlmr listeners know their encoder (XLMRTransformer.add_listener).
-    encoders = (node.encoder for node in model.walk() if isinstance(node, XLMRListener))
-    if not any(
-        encoder is not None and encoder.model.attrs.get(ADDED_FOR_HEAD) and not encoder.is_loaded
-        for encoder in encoders
-    ):
-        return
-    raise ValueError(
-        f"[{component}] This component listens to the XLM-R encoder "
-        "component 'transformer' (xlmr_transformer), but the pipeline it is "
-        "loaded into has none: the encoder was excluded "
-        '(spacy.load(..., exclude=["transformer"])) or isn\'t part of the saved '
-        "pipeline. Load the encoder too: don't exclude 'transformer' (to skip "
-        "it for a while, use disable=[...] and nlp.enable_pipe). To load "
-        f"'{component}' without it, give it its own copy of the encoder before "
-        f'saving: nlp.replace_listeners("transformer", "{component}", '
-        '["model.tok2vec"]) (the path of its listener in the component\'s config).'
-    )
-
-
-def listened_width(model: Model, component: str) -> int:
-    """The width of the encoder that ``model``'s listener is connected to, or
-    of the component's own encoder (loaded here if it has no weights yet:
-    listeners replaced before ``initialize``)."""
-    for node in model.walk():
-        if is_own_encoder(node) and not node.has_dim("nO"):
-            node.initialize()
-        if isinstance(node, LISTENER_CLASSES) or is_own_encoder(node):
-            if node.has_dim("nO"):
-                return node.get_dim("nO")
-    raise ValueError(
-        f"[{component}] Can't find the width of the encoder this component "
-        "listens to. Initialize the pipeline with the encoder in front of it "
-        "(nlp.initialize()), or add one with "
-        'nlp.add_pipe("xlmr_transformer", name="transformer", first=True). '
-        "An encoder in [training] frozen_components isn't initialized by spacy "
-        "train: source it from a trained pipeline ([components.transformer] "
-        "source = ...)."
-    )
-
-
-def warn_if_other_encoder(nlp: Optional[Language], checkpoint: str, component: str) -> None:
-    """Warn when a head is imported from a checkpoint other than the one the
-    pipeline's encoder was loaded from (the head would sit on other weights)."""
-    if nlp is None:
-        return
-    for _, proc in nlp.pipeline:
-        if isinstance(proc, XLMRTransformer):
-            name = proc.encoder.name
-            if Path(name).expanduser().resolve() != Path(str(checkpoint)).expanduser().resolve():
-                warnings.warn(
-                    f"[{component}] The head comes from '{checkpoint}' but the "
-                    f"encoder was loaded from '{name}'. Set the encoder's name to "
-                    "the same checkpoint unless this is intended."
-                )
