@@ -2,8 +2,7 @@
 (``mlm_ppl``) of a fill-mask model on masked copies of the docs' texts
 (``score_mlm``, what ``spacy-xlmr.mlm_scorer.v1`` gives), the masks drawn with
 a fixed seed (``SCORE_SEED``) so that every evaluation of the same texts is
-comparable, and the log-softmax of the logits that they and the training
-loss are computed from (``log_softmax``)."""
+comparable."""
 import math
 from typing import Any, Dict, Iterable
 
@@ -11,8 +10,8 @@ import numpy
 from spacy.training import Example
 from spacy.util import minibatch
 from thinc.api import Model
-from thinc.types import Floats2d
 
+from ..heads.losses import log_softmax
 from ..heads.masked_lm import masked_lm_logits
 
 # Masks of the evaluation texts are drawn with this seed at every evaluation.
@@ -48,10 +47,3 @@ def score_mlm(
         "mlm_acc": n_correct / n_pieces,
         "mlm_ppl": math.exp(neg_log_likelihood / n_pieces),
     }
-
-
-def log_softmax(ops, logits: Floats2d) -> Floats2d:
-    """Log-probabilities of each row of ``logits``."""
-    # thinc's stubs lack max's keepdims
-    shifted = logits - logits.max(axis=1, keepdims=True)  # type: ignore[call-arg]
-    return shifted - ops.xp.log(ops.xp.exp(shifted).sum(axis=1, keepdims=True))

@@ -38,8 +38,9 @@ from ..heads.masked_lm import (
     mask_logits,
     masked_lm_logits,
 )
+from ..heads.losses import cross_entropy
 from ..mlm.masking import MASK
-from ..mlm.metrics import log_softmax, score_mlm
+from ..mlm.metrics import score_mlm
 from ..mlm.predictions import fill_masks, input_ids, mask_tokens, target_ids
 from .head_pipe import HeadPipe, add_encoder_if_missing
 
@@ -191,13 +192,8 @@ class XLMRFillMask(HeadPipe):
         original ids (``scores``: logits and ids from ``masked_lm_logits``),
         averaged over the pieces."""
         logits, targets = scores
-        n_rows = len(targets)
-        log_probs = log_softmax(self.model.ops, logits)
-        rows = self.model.ops.xp.arange(n_rows)
-        loss = -float(log_probs[rows, targets].sum()) / n_rows
-        d_logits = self.model.ops.xp.exp(log_probs)
-        d_logits[rows, targets] -= 1
-        return loss, d_logits / n_rows
+        loss, d_logits = cross_entropy(self.model.ops, logits, targets)
+        return loss / len(targets), d_logits / len(targets)
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         """Score the model with the component's ``scorer`` (default

@@ -19,6 +19,7 @@ from thinc.types import Floats2d
 from .. import hf
 from ..encoder.listener import REDUCE_FIRST
 from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, TokenClassificationHead
+from ..heads.losses import cross_entropy
 from ..heads.torch_head import build_head_module
 from .head_pipe import HeadPipe, add_encoder_if_missing
 from .entity_tags import (
@@ -188,11 +189,11 @@ class XLMRNER(HeadPipe):
         loss = 0.0
         d_scores = []
         for logits, gold in zip(scores, golds):
-            d_logits = ops.softmax(logits)
             rows = ops.xp.nonzero(gold >= 0)[0]
-            loss -= float(ops.xp.log(d_logits[rows, gold[rows]] + 1e-12).sum())
-            d_logits[rows, gold[rows]] -= 1.0
-            d_logits[gold < 0] = 0.0
+            doc_loss, d_rows = cross_entropy(ops, logits[rows], gold[rows])
+            d_logits = ops.alloc2f(*logits.shape)
+            d_logits[rows] = d_rows
+            loss += doc_loss
             d_scores.append(d_logits / n_gold)
         return loss / n_gold, d_scores
 

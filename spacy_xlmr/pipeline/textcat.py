@@ -18,6 +18,7 @@ from thinc.api import Config, Model
 from thinc.types import Floats2d
 
 from .. import hf
+from ..heads.losses import binary_cross_entropy, soft_cross_entropy
 from ..heads.sequence_classification import HEAD_WEIGHT_PREFIXES, SequenceClassificationHead
 from ..heads.torch_head import build_head_module
 from .head_pipe import HeadPipe, add_encoder_if_missing
@@ -168,15 +169,9 @@ class XLMRTextCategorizer(HeadPipe):
         # docs annotated only for other components don't dilute the gradient).
         # (thinc's stubs type array comparisons as bool)
         n_annotated = max(int((known.max(axis=1) > 0).sum()), 1)  # type: ignore[attr-defined]
-        probs = self._activate(logits)
-        d_logits = (probs - truths) * known / n_annotated
-        eps = 1e-7
-        if self.uses_sigmoid:
-            terms = truths * ops.xp.log(probs + eps) + (1 - truths) * ops.xp.log(1 - probs + eps)
-        else:
-            terms = truths * ops.xp.log(probs + eps)
-        loss = -float((terms * known).sum()) / n_annotated
-        return loss, d_logits
+        loss_of = binary_cross_entropy if self.uses_sigmoid else soft_cross_entropy
+        loss, d_logits = loss_of(ops, logits, truths, known)
+        return loss / n_annotated, d_logits / n_annotated
 
     def _init_labels(
         self,

@@ -11,6 +11,7 @@ from typing import List, Optional, Set, Tuple
 from thinc.api import Ops
 from thinc.types import Floats1d
 
+from ..heads.losses import cross_entropy
 from .data import Question
 from .pairs import ContextPieces, DocScores, PairWindow
 
@@ -58,14 +59,11 @@ def qa_loss(
         for question in doc_scores.questions:
             gold = gold_pieces(question.question, doc_scores.context)
             for window, (start, end) in zip(question.windows, question.logits):
-                targets = gold_positions(gold, window)
-                d_window = []
-                for row, target in zip((start, end), targets):
-                    probs = ops.softmax(row)
-                    loss -= float(xp.log(probs[target] + 1e-12)) / (2 * n_windows)
-                    probs[target] -= 1.0
-                    d_window.append(probs / (2 * n_windows))
-                d_logits.append(tuple(d_window))
+                targets = xp.asarray(gold_positions(gold, window))
+                window_loss, d_window = cross_entropy(ops, xp.stack([start, end]), targets)
+                loss += window_loss / (2 * n_windows)
+                d_window /= 2 * n_windows
+                d_logits.append((d_window[0], d_window[1]))
     return loss, d_logits
 
 
