@@ -1,16 +1,13 @@
 """Shared fixtures: tiny XLM-R checkpoints built once per test run, offline."""
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List
 
 import pytest
 import spacy
 import torch
-from thinc.api import Model
 
 from spacy_xlmr.checkpoints import build_checkpoint, shipped_texts
 
-NER_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+from .util import NER_TAGS, TOPICS
 
 
 def pytest_configure(config):
@@ -52,36 +49,6 @@ def token_classification_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
     return output
 
 
-@contextmanager
-def count_encoder_calls(nlp) -> Iterator[List[int]]:
-    """Record the number of docs of every forward pass of ``nlp``'s encoder
-    model (its ``predict`` and ``begin_update``, through which the component
-    runs it)."""
-    encoder = nlp.get_pipe("transformer").model
-    calls: List[int] = []
-
-    def counting(method):
-        def run(model, docs):
-            if model is encoder:
-                calls.append(len(docs))
-            return method(model, docs)
-
-        return run
-
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("predict", "begin_update"):
-            patch.setattr(Model, name, counting(getattr(Model, name)))
-        yield calls
-
-
-def make_nlp(checkpoint: Path, *, lang: str = "xx", **encoder_config):
-    """A blank pipeline with the encoder loaded from ``checkpoint``."""
-    nlp = spacy.blank(lang)
-    config = {"model": {"name": str(checkpoint), **encoder_config}}
-    nlp.add_pipe("xlmr_transformer", name="transformer", config=config)
-    return nlp
-
-
 def _sequence_classification_checkpoint(tiny_checkpoint, output, labels, problem_type):
     from transformers import AutoTokenizer, XLMRobertaForSequenceClassification
 
@@ -99,9 +66,6 @@ def _sequence_classification_checkpoint(tiny_checkpoint, output, labels, problem
     model.save_pretrained(output)
     AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(output)
     return output
-
-
-TOPICS = ["science/technology", "travel", "politics", "sports", "health"]
 
 
 @pytest.fixture(scope="session")

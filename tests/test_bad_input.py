@@ -7,7 +7,7 @@ from spacy_xlmr.hf import CheckpointError
 from spacy_xlmr.load import from_huggingface
 from spacy_xlmr.storage import DamagedPipelineError
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 # (fixture, task it was fine-tuned for)
 CHECKPOINTS = {

@@ -10,7 +10,7 @@ from thinc.api import Config
 
 from spacy_xlmr.encoder.data import SPACY_TRANSFORMERS, TransformerData
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 CONFIG = """
 [nlp]

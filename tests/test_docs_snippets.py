@@ -163,7 +163,7 @@ def test_python_snippet_runs(snippet, tiny_checkpoint, nlp_data):
 @pytest.fixture(scope="module")
 def trained_ner(tiny_checkpoint, nlp_data, tmp_path_factory) -> Path:
     """A small trained xlmr_ner pipeline on disk (stands in for TRAINED)."""
-    from .conftest import make_nlp
+    from .util import make_nlp
 
     nlp = make_nlp(tiny_checkpoint)
     nlp.add_pipe("xlmr_ner", name="ner")

@@ -3,7 +3,7 @@ components left out, empty docs, saving before ``initialize``."""
 import pytest
 import spacy
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 # Head factory -> labels to initialize it with (None: it needs none).
 HEADS = {

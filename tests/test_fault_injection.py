@@ -62,7 +62,7 @@ import spacy_xlmr
 from spacy_xlmr.heads.torch_head import get_head_module
 from spacy_xlmr.storage import DamagedPipelineError, save_pipeline
 
-from .scale.conftest import save_multi_head_pipeline
+from .scale.util import save_multi_head_pipeline
 
 TEXTS = [
     "Maria Silva works for the United Nations in Lisbon.",

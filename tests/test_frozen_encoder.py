@@ -13,7 +13,7 @@ from spacy_xlmr import hf
 from spacy_xlmr.convert import convert_iob2
 from spacy_xlmr.heads.torch_head import get_head_module
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "data"

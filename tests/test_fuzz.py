@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.training import Example
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 # Characters that stress tokenization and alignment.
 SPECIAL = [

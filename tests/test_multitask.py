@@ -10,7 +10,7 @@ from spacy.training import Example
 
 from spacy_xlmr.convert import convert_iob2, convert_textcat, read_iob2, read_textcat
 
-from .conftest import count_encoder_calls, make_nlp
+from .util import count_encoder_calls, make_nlp
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "data"

@@ -15,7 +15,7 @@ from spacy.training import Example
 
 from spacy_xlmr.convert import read_iob2, read_labels, read_squad, read_textcat
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 DATA = Path(__file__).parents[1] / "data" / "ner" / "uner-pt"
 SIB200 = Path(__file__).parents[1] / "data" / "textcat" / "sib200-pt"

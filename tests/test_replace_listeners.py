@@ -12,7 +12,7 @@ from spacy_xlmr.convert import read_iob2
 from spacy_xlmr.encoder.listener import encoder_of
 from spacy_xlmr.encoder.own_encoder import TOK2VEC_ENCODER
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 DATA = Path(__file__).parents[1] / "data" / "ner" / "uner-pt"
 LISTENER = {

@@ -9,7 +9,7 @@ import torch
 from spacy_xlmr import hf
 from spacy_xlmr.storage import DamagedPipelineError
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 
 class _Exploit:

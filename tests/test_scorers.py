@@ -20,7 +20,7 @@ from spacy_xlmr.pipeline.qa import make_qa_scorer, score_qa
 from spacy_xlmr.qa.data import get_questions
 from spacy_xlmr.qa.metrics import score_squad
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 ROOT = Path(__file__).parents[1]
 SCORERS = {

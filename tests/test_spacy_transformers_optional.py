@@ -21,7 +21,7 @@ from spacy.util import registry
 from spacy_xlmr.encoder.data import SPACY_TRANSFORMERS, TransformerData, XLMRTransformerData
 from spacy_xlmr.encoder.listener import XLMRListener, build_listener
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 TEXTS = ["Maria mora em Lisboa.", "O Porto é bonito.", "Ana e João vivem no Brasil."]
 OTHER_PYTHON = os.environ.get("SPACY_XLMR_OTHER_PYTHON")

@@ -7,7 +7,7 @@ from safetensors.torch import load_file, save_file
 from spacy_xlmr.hf import CheckpointError, load_encoder
 from spacy_xlmr.storage import DamagedPipelineError
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 
 @pytest.fixture

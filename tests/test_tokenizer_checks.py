@@ -10,7 +10,7 @@ import spacy
 
 from spacy_xlmr.load import from_huggingface
 
-from .conftest import make_nlp
+from .util import make_nlp
 
 ADDED = "Zorglub"
 

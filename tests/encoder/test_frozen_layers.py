@@ -9,7 +9,7 @@ from spacy.training import Example
 
 from spacy_xlmr.convert import read_iob2
 
-from ..conftest import make_nlp
+from ..util import make_nlp
 
 DATA = Path(__file__).parents[2] / "data" / "ner" / "uner-pt"
 

@@ -14,7 +14,7 @@ from spacy.training import Example
 from spacy_xlmr.encoder import precision as encoder_precision
 from spacy_xlmr.load import from_huggingface
 
-from ..conftest import make_nlp
+from ..util import make_nlp
 
 TEXTS = [
     line.strip()

@@ -7,7 +7,7 @@ import spacy
 
 from spacy_xlmr.encoder.windows import check_window_settings, window_spans
 
-from ..conftest import make_nlp
+from ..util import make_nlp
 
 
 def _suggested(message):

@@ -8,7 +8,7 @@ from thinc.api import PyTorchGradScaler
 from spacy_xlmr.encoder import model as encoder_model
 
 
-from ..conftest import make_nlp
+from ..util import make_nlp
 
 TEXTS = ["Lisboa e Porto ficam em Portugal.", "Olá!", "Madrid " * 12]
 

@@ -4,7 +4,7 @@ import pytest
 from spacy_xlmr.encoder.model import _length_batches
 from spacy_xlmr.encoder.windows import _context, piece_owners, window_spans
 
-from ..conftest import make_nlp
+from ..util import make_nlp
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from spacy_xlmr.heads.torch_head import get_head_module
 from spacy_xlmr.load import from_huggingface
 from spacy_xlmr.mlm.masking import mask_pieces
 
-from ..conftest import count_encoder_calls, make_nlp
+from ..util import count_encoder_calls, make_nlp
 
 ROOT = Path(__file__).parents[2]
 TEXTS = [

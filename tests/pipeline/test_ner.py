@@ -7,7 +7,7 @@ from spacy.training import Example
 
 from spacy_xlmr.convert import read_iob2
 
-from ..conftest import count_encoder_calls, make_nlp
+from ..util import count_encoder_calls, make_nlp
 
 DATA = Path(__file__).parents[2] / "data" / "ner" / "uner-pt"
 

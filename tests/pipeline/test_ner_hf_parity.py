@@ -11,7 +11,7 @@ from spacy_xlmr.heads.torch_head import get_head_module
 
 from spacy_xlmr.load import from_huggingface
 
-from ..conftest import NER_TAGS
+from ..util import NER_TAGS
 
 # Whitespace-tokenized text whose words the tiny tokenizer splits without a
 # lone "▁" piece (see test_lone_metaspace_pieces_are_where_hf_differs).

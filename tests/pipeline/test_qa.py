@@ -10,7 +10,7 @@ from spacy.training import Example
 from spacy_xlmr.convert import read_squad
 from spacy_xlmr.load import from_huggingface
 
-from ..conftest import make_nlp
+from ..util import make_nlp
 
 DATA = Path(__file__).parents[2] / "data" / "qa"
 

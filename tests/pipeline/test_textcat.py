@@ -7,7 +7,7 @@ from spacy.training import Example
 
 from spacy_xlmr.convert.textcat import read_textcat
 
-from ..conftest import make_nlp
+from ..util import make_nlp
 
 DATA = Path(__file__).parents[2] / "data" / "textcat"
 

@@ -10,7 +10,7 @@ from spacy.training import Example
 from spacy_xlmr.heads.torch_head import get_head_module
 from spacy_xlmr.load import from_huggingface
 
-from ..conftest import TOPICS
+from ..util import TOPICS
 
 TEXTS = [
     "The new vaccine was approved by health officials on Monday.",
