@@ -5,6 +5,7 @@ from typing import Iterator, List
 
 import pytest
 import spacy
+import torch
 from thinc.api import Model
 
 NER_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
@@ -39,3 +40,14 @@ def count_encoder_calls(nlp) -> Iterator[List[int]]:
         for name in ("predict", "begin_update"):
             patch.setattr(Model, name, counting(getattr(Model, name)))
         yield calls
+
+
+def no_dropout(module: torch.nn.Module) -> torch.nn.Module:
+    """Turn off every dropout of a torch module in training mode, including
+    the SDPA attention's ``dropout_prob``, so that runs can be compared."""
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Dropout):
+            layer.p = 0.0
+        if hasattr(layer, "dropout_prob"):
+            layer.dropout_prob = 0.0
+    return module

@@ -8,7 +8,7 @@ from thinc.api import PyTorchGradScaler
 from spacy_xlmr.encoder import model as encoder_model
 
 
-from ..util import make_nlp
+from ..util import make_nlp, no_dropout
 
 TEXTS = ["Lisboa e Porto ficam em Portugal.", "Olá!", "Madrid " * 12]
 
@@ -45,11 +45,7 @@ def _gradients(tiny_checkpoint, monkeypatch, *, grad_scaler=None, **encoder_conf
         nlp.initialize()
     encoder = nlp.get_pipe("transformer").model
     transformer = nlp.get_pipe("transformer").encoder.torch_module
-    for module in transformer.modules():  # no dropout, incl. SDPA attention's
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        if hasattr(module, "dropout_prob"):
-            module.dropout_prob = 0.0
+    no_dropout(transformer)
     trf_datas, backprop = encoder.begin_update([nlp.make_doc(t) for t in TEXTS])
     rng = numpy.random.default_rng(0)
     d_hidden = [

@@ -4,7 +4,7 @@ import pytest
 from spacy_xlmr.encoder.model import _length_batches
 from spacy_xlmr.encoder.windows import _context, piece_owners, window_spans
 
-from ..util import make_nlp
+from ..util import make_nlp, no_dropout
 
 
 @pytest.mark.parametrize(
@@ -121,11 +121,7 @@ def test_gradients_through_sorted_padded_windows(tiny_checkpoint):
     nlp.initialize()
     encoder = nlp.get_pipe("transformer").model
     transformer = nlp.get_pipe("transformer").encoder.torch_module
-    for module in transformer.modules():  # no dropout, incl. SDPA attention's
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        if hasattr(module, "dropout_prob"):
-            module.dropout_prob = 0.0
+    no_dropout(transformer)
     texts = ["Lisboa e Porto ficam em Portugal.", "Olá!", "", "Madrid " * 7]
     trf_datas, backprop = encoder.begin_update([nlp.make_doc(t) for t in texts])
     rng = numpy.random.default_rng(0)

@@ -16,7 +16,7 @@ from spacy_xlmr.heads.torch_head import get_head_module
 from spacy_xlmr.load import from_huggingface
 from spacy_xlmr.mlm.masking import mask_pieces
 
-from ..util import count_encoder_calls, make_nlp
+from ..util import count_encoder_calls, make_nlp, no_dropout
 
 ROOT = Path(__file__).parents[2]
 TEXTS = [
@@ -55,11 +55,7 @@ def test_loss_and_gradients_equal_hf(masked_lm_checkpoint):
     fill_mask = nlp.get_pipe("fill_mask")
     encoder = encoder_of(fill_mask.model)
     ours = encoder.torch_module
-    for module in ours.modules():  # no dropout, to compare
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        if hasattr(module, "dropout_prob"):  # SDPA attention
-            module.dropout_prob = 0.0
+    no_dropout(ours)
     docs = [nlp.make_doc(text) for text in TEXTS]
     logits, targets, backprop = masked_lm_logits(
         fill_mask.model, docs, numpy.random.default_rng(7), probability=0.3, is_train=True
