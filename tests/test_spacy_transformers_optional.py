@@ -153,7 +153,6 @@ print(json.dumps({{
 
 
 def _other_environment(path: Path) -> dict:
-    assert OTHER_PYTHON is not None
     code = SAVE_AND_PREDICT.format(root=str(Path(__file__).parents[1]), path=str(path))
     result = subprocess.run(
         [OTHER_PYTHON, "-c", code], capture_output=True, text=True, timeout=600
