@@ -90,18 +90,6 @@ def test_corrupt_model_directory(tiny_checkpoint, tmp_path, damage):
         nlp.initialize()
 
 
-def test_window_larger_than_the_model(tiny_checkpoint):
-    nlp = make_nlp(tiny_checkpoint, window_size=600, stride=300)
-    with pytest.raises(ValueError, match="window_size <= 510"):
-        nlp.initialize()
-
-
-@pytest.mark.parametrize("stride", [0, 510, 600])
-def test_stride_not_smaller_than_window(tiny_checkpoint, stride):
-    with pytest.raises(ValueError, match="stride"):
-        make_nlp(tiny_checkpoint, window_size=510, stride=stride)
-
-
 def test_unknown_label_scheme(tiny_checkpoint):
     nlp = make_nlp(tiny_checkpoint)
     with pytest.raises(ValueError, match="BIOES"):

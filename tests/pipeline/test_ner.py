@@ -40,16 +40,6 @@ def _ents(doc):
     return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
 
 
-def test_add_pipe_in_one_line_adds_the_encoder():
-    nlp = spacy.blank("xx")
-    nlp.add_pipe("xlmr_ner")
-    assert nlp.pipe_names == ["transformer", "xlmr_ner"]
-    assert nlp.get_pipe_meta("transformer").factory == "xlmr_transformer"
-    # A second head reuses it.
-    nlp.add_pipe("xlmr_ner", name="ner2")
-    assert nlp.pipe_names == ["transformer", "xlmr_ner", "ner2"]
-
-
 def test_uninitialized_encoder_names_the_fix():
     nlp = spacy.blank("xx")
     nlp.add_pipe("xlmr_ner")

@@ -41,12 +41,6 @@ def exclusive_nlp(tiny_checkpoint, sib_examples):
     return nlp
 
 
-def test_add_pipe_in_one_line_adds_the_encoder():
-    nlp = spacy.blank("xx")
-    nlp.add_pipe("xlmr_textcat")
-    assert nlp.pipe_names == ["transformer", "xlmr_textcat"]
-
-
 def test_labels_from_data(exclusive_nlp):
     assert exclusive_nlp.get_pipe("textcat").labels == (
         "entertainment", "geography", "health", "politics", "science/technology",
