@@ -24,6 +24,7 @@ from thinc.types import Floats2d, Floats3d
 
 from ..storage import WEIGHTS_DIGEST
 from . import model as encoder_model
+from .module import max_positions
 from .model import EncoderModel
 from .windows import EncodedDoc
 
@@ -79,7 +80,7 @@ class Encoder:
         """The most positions one input may have, ``<s>`` and ``</s>``
         included (514 - 2 = 512 for XLM-R: RoBERTa's position ids start after
         the padding index)."""
-        return encoder_model.max_positions(self.config)
+        return max_positions(self.config)
 
     @property
     def width(self) -> int:

@@ -39,23 +39,31 @@ from thinc.types import Floats2d, Floats3d, Ints1d, Ints2d, Ragged
 
 if TYPE_CHECKING:
     import torch
-    from transformers import PretrainedConfig, XLMRobertaModel
+    from transformers import XLMRobertaModel
     from transformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
-from .. import hf
 from .alignment import DocPieces, tokenize_docs
 from .data import TransformerData, WordpieceBatch, make_trf_data
 from .module import (
     EncoderModule,
+    check_tokenizer_fits,
     deserialize_module,
     enable_gradient_checkpointing,
     encoder_module,
     load_module,
+    max_positions,
     module_from_files,
     serialize_module,
 )
 from .precision import check_precision, clear_inference_cache, predict_hidden
-from .windows import EncodedDoc, Span, check_window_settings, window_spans
+from .windows import (
+    EncodedDoc,
+    Span,
+    check_window_settings,
+    length_batches,
+    pad_windows,
+    window_spans,
+)
 
 EncoderModel = Model[List[Doc], List[TransformerData]]
 # Most padding in a batch of windows on CPU, as a share of its positions:
@@ -231,39 +239,6 @@ def freeze(model: EncoderModel, transformer: "XLMRobertaModel") -> None:
         module.requires_grad_(False)
 
 
-def check_tokenizer_fits(
-    transformer: "XLMRobertaModel", tokenizer: "PreTrainedTokenizerFast", source: str
-) -> None:
-    """Refuse a tokenizer with ids past the rows of the embedding matrix
-    (tokens added without resizing the embeddings): the encoder would fail
-    with an IndexError on the first text that contains one."""
-    n_rows = transformer.get_input_embeddings().num_embeddings
-    vocab = tokenizer.get_vocab()  # type: ignore[attr-defined]
-    n_ids = max(vocab.values()) + 1
-    if n_ids <= n_rows:
-        return
-    beyond = sorted((i, piece) for piece, i in vocab.items() if i >= n_rows)
-    shown = ", ".join(repr(piece) for _, piece in beyond[:5])
-    if len(beyond) > 5:
-        shown += f" and {len(beyond) - 5} more"
-    raise hf.CheckpointError(
-        f"[xlmr_transformer] The tokenizer of '{source}' has {n_ids} tokens, but "
-        f"the encoder's embedding matrix has {n_rows} rows: {len(beyond)} "
-        f"token(s) past the last row ({shown}) have no embedding, and a text "
-        "containing one would crash the encoder. "
-        "Tokens added with tokenizer.add_tokens() need "
-        "model.resize_token_embeddings(len(tokenizer)) (and training): resize "
-        "the embeddings and save the model and the tokenizer again with "
-        "save_pretrained, or use the tokenizer without the added tokens."
-    )
-
-
-def max_positions(config: "PretrainedConfig") -> int:
-    """The most positions one input may have: RoBERTa's position ids start
-    after the padding index."""
-    return config.max_position_embeddings - config.pad_token_id - 1
-
-
 def loaded_module(model: EncoderModel) -> EncoderModule:
     """The torch module of an initialized encoder."""
     check_loaded(model)
@@ -398,8 +373,8 @@ def encode_windows(
     outputs: List[Optional[Floats2d]] = [None] * len(windows)
     callbacks = []
     max_padding = CPU_MAX_PADDING if isinstance(model.ops, NumpyOps) else 1.0
-    for batch in _length_batches(windows, model.attrs["max_batch_pieces"], max_padding):
-        input_ids, mask = _pad([windows[i] for i in batch], pad_id)
+    for batch in length_batches(windows, model.attrs["max_batch_pieces"], max_padding):
+        input_ids, mask = pad_windows([windows[i] for i in batch], pad_id)
         if is_train:
             hidden, backprop_batch = transformer((input_ids, mask), is_train)
             callbacks.append((batch, hidden.shape, backprop_batch))
@@ -446,40 +421,6 @@ def _gradients_set_aside(module: "torch.nn.Module") -> Iterator[None]:
             param.grad = grad
 
 
-def _length_batches(
-    windows: Sequence[Sequence[int]], max_batch_pieces: int, max_padding: float = 1.0
-) -> List[List[int]]:
-    """Group window indices into batches of similar length: sorted by length,
-    a batch ends before the window that would take it past
-    ``max_batch_pieces`` positions or past ``max_padding`` padding (a share of
-    its positions; a single longer window is its own batch)."""
-    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-    batches: List[List[int]] = []
-    real_positions = 0
-    for window_i in order:
-        length = len(windows[window_i])
-        if batches:
-            # The windows come by length, so this one sets the batch's length.
-            positions = length * (len(batches[-1]) + 1)
-            real_positions += length
-            if positions <= max_batch_pieces and real_positions >= (1 - max_padding) * positions:
-                batches[-1].append(window_i)
-                continue
-        batches.append([window_i])
-        real_positions = length
-    return batches
-
-
-def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    seq_len = max(len(row) for row in rows)
-    input_ids = numpy.full((len(rows), seq_len), pad_id, dtype="int64")
-    mask = numpy.zeros((len(rows), seq_len), dtype="int64")
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    return input_ids, mask
-
-
 def _wordpieces(pieces: DocPieces, spans: List[Span], model: EncoderModel) -> WordpieceBatch:
     tokenizer = get_tokenizer(model)
     ids = [
@@ -490,7 +431,7 @@ def _wordpieces(pieces: DocPieces, spans: List[Span], model: EncoderModel) -> Wo
         [tokenizer.cls_token, *pieces.strings[start:end], tokenizer.sep_token]
         for start, end in spans
     ]
-    input_ids, mask = _pad(ids, tokenizer.pad_token_id)
+    input_ids, mask = pad_windows(ids, tokenizer.pad_token_id)
     return WordpieceBatch(
         strings=strings,
         input_ids=cast(Ints2d, input_ids),

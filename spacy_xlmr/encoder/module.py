@@ -8,6 +8,8 @@ layer exists from the start, empty until the weights are loaded, so a model
 built from a config has the structure of a saved one; its serialized state is
 a Hugging Face directory's files (``config.json``, safetensors weights, the
 tokenizer's JSON files): nothing is pickled, and loading reads nothing else.
+A tokenizer with ids past the embedding matrix is refused
+(``check_tokenizer_fits``).
 """
 import json
 import tempfile
@@ -22,7 +24,7 @@ from .. import hf
 from .torch_module import wrapped_module
 
 if TYPE_CHECKING:
-    from transformers import XLMRobertaModel
+    from transformers import PretrainedConfig, XLMRobertaModel
     from transformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
 # spacy-xlmr's own settings of the module, saved next to the HF files.
@@ -107,3 +109,36 @@ def encoder_module(model: Model) -> Optional[EncoderModule]:
     """The module of an encoder model (None before its weights are loaded)."""
     module = wrapped_module(model.layers[0]) if model.layers else None
     return module if isinstance(module, EncoderModule) else None
+
+
+def check_tokenizer_fits(
+    transformer: "XLMRobertaModel", tokenizer: "PreTrainedTokenizerFast", source: str
+) -> None:
+    """Refuse a tokenizer with ids past the rows of the embedding matrix
+    (tokens added without resizing the embeddings): the encoder would fail
+    with an IndexError on the first text that contains one."""
+    n_rows = transformer.get_input_embeddings().num_embeddings
+    vocab = tokenizer.get_vocab()  # type: ignore[attr-defined]
+    n_ids = max(vocab.values()) + 1
+    if n_ids <= n_rows:
+        return
+    beyond = sorted((i, piece) for piece, i in vocab.items() if i >= n_rows)
+    shown = ", ".join(repr(piece) for _, piece in beyond[:5])
+    if len(beyond) > 5:
+        shown += f" and {len(beyond) - 5} more"
+    raise hf.CheckpointError(
+        f"[xlmr_transformer] The tokenizer of '{source}' has {n_ids} tokens, but "
+        f"the encoder's embedding matrix has {n_rows} rows: {len(beyond)} "
+        f"token(s) past the last row ({shown}) have no embedding, and a text "
+        "containing one would crash the encoder. "
+        "Tokens added with tokenizer.add_tokens() need "
+        "model.resize_token_embeddings(len(tokenizer)) (and training): resize "
+        "the embeddings and save the model and the tokenizer again with "
+        "save_pretrained, or use the tokenizer without the added tokens."
+    )
+
+
+def max_positions(config: "PretrainedConfig") -> int:
+    """The most positions one input may have: RoBERTa's position ids start
+    after the padding index."""
+    return config.max_position_embeddings - config.pad_token_id - 1

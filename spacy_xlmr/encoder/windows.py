@@ -16,10 +16,14 @@ is no cut). In practice the overlap is split in the middle: its first half
 comes from the earlier window and its second half from the later one. Each
 piece's output therefore comes from exactly one encoder position, which keeps
 gradients and outputs exact.
+
+The windows of a batch of docs run through the encoder in batches of similar
+length (``length_batches``), padded to the longest (``pad_windows``).
 """
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
+import numpy
 from thinc.types import Floats3d
 
 Span = Tuple[int, int]
@@ -131,3 +135,41 @@ def _context(piece: int, span: Span, n_pieces: int) -> int:
     left = piece - start if start > 0 else n_pieces
     right = end - 1 - piece if end < n_pieces else n_pieces
     return min(left, right)
+
+
+def length_batches(
+    windows: Sequence[Sequence[int]], max_batch_pieces: int, max_padding: float = 1.0
+) -> List[List[int]]:
+    """Group window indices into batches of similar length: sorted by length,
+    a batch ends before the window that would take it past
+    ``max_batch_pieces`` positions or past ``max_padding`` padding (a share of
+    its positions; a single longer window is its own batch)."""
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+    batches: List[List[int]] = []
+    real_positions = 0
+    for window_i in order:
+        length = len(windows[window_i])
+        if batches:
+            # The windows come by length, so this one sets the batch's length.
+            positions = length * (len(batches[-1]) + 1)
+            real_positions += length
+            if positions <= max_batch_pieces and real_positions >= (1 - max_padding) * positions:
+                batches[-1].append(window_i)
+                continue
+        batches.append([window_i])
+        real_positions = length
+    return batches
+
+
+def pad_windows(
+    rows: Sequence[Sequence[int]], pad_id: int
+) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """The input ids of ``rows`` padded with ``pad_id`` to the longest, and
+    their attention mask."""
+    seq_len = max(len(row) for row in rows)
+    input_ids = numpy.full((len(rows), seq_len), pad_id, dtype="int64")
+    mask = numpy.zeros((len(rows), seq_len), dtype="int64")
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return input_ids, mask

@@ -1,8 +1,7 @@
 import numpy
 import pytest
 
-from spacy_xlmr.encoder.model import _length_batches
-from spacy_xlmr.encoder.windows import _context, piece_owners, window_spans
+from spacy_xlmr.encoder.windows import _context, length_batches, piece_owners, window_spans
 
 from ..util import make_nlp, no_dropout
 
@@ -53,9 +52,9 @@ def test_batches_by_length_within_positions_and_padding():
     lengths = [100, 12, 95, 50, 98, 10, 11, 300]
     windows = [[0] * n for n in lengths]
     # GPU: only the position limit.
-    assert _length_batches(windows, 400) == [[5, 6, 1, 3], [2, 4, 0], [7]]
+    assert length_batches(windows, 400) == [[5, 6, 1, 3], [2, 4, 0], [7]]
     # CPU: also at most 10% padding.
-    batches = _length_batches(windows, 400, max_padding=0.1)
+    batches = length_batches(windows, 400, max_padding=0.1)
     assert batches == [[5, 6, 1], [3], [2, 4, 0], [7]]
     for batch in batches:
         longest = max(lengths[i] for i in batch)
