@@ -4,9 +4,12 @@ Factories and architectures are registered through entry points (see
 pyproject.toml), so ``spacy.blank("xx").add_pipe("xlmr_ner")`` works without
 importing this package.
 """
+from .extensions import install_extensions
 from .pipeline.ner import XLMRNER
 from .pipeline.transformer import XLMRTransformer
 from .storage import DamagedPipelineError, save_pipeline
+
+install_extensions()
 
 __version__ = "0.1.0"
 __all__ = ["DamagedPipelineError", "XLMRNER", "XLMRTransformer", "save_pipeline"]

@@ -140,14 +140,6 @@ class TransformerDataBatch:
     doc_data: List[TransformerData]
 
 
-def install_extensions() -> None:
-    """Add ``doc._.trf_data`` (spacy-transformers adds the same one) and the
-    extensions that keep the outputs of several encoders apart."""
-    for name in (TRF_DATA, TRF_DATA_ENCODER, OTHER_TRF_DATA):
-        if not Doc.has_extension(name):
-            Doc.set_extension(name, default=None)
-
-
 def set_trf_data(doc: Doc, encoder: str, trf_data: TransformerData) -> None:
     """Store the output of the encoder component named ``encoder`` in
     ``doc._.trf_data``; the output of another encoder that was there moves to

@@ -25,6 +25,7 @@ from ..encoder.alignment import tokenize_docs
 from ..encoder.data import TransformerData, hidden_states
 from ..encoder.listener import XLMRListener, encoder_of
 from ..mlm.masking import mask_pieces, mask_rows
+from .torch_head import built_layer
 
 HEAD_WEIGHT_PREFIXES = ("lm_head.dense.", "lm_head.layer_norm.", "lm_head.bias")
 
@@ -135,7 +136,7 @@ def masked_lm_logits(
     ]
     flat = ops.xp.concatenate(rows) if rows else ops.alloc2f(0, width)
     embeddings = encoder.word_embeddings
-    logits, backprop_head = _torch_layer(model.get_ref("head"))(
+    logits, backprop_head = built_layer(model.get_ref("head"))(
         (ops.xp.ascontiguousarray(flat), embeddings), is_train
     )
 
@@ -162,19 +163,9 @@ def masked_lm_logits(
     return logits, ops.asarray1i(targets), backprop
 
 
-def _torch_layer(head: Model) -> Model:
-    """The torch module's layer inside the ``masked_lm_head`` node."""
-    if not head.layers:
-        raise ValueError(
-            "The masked-LM head isn't built yet: initialize the component "
-            "(nlp.initialize()) or load a trained pipeline."
-        )
-    return head.layers[0]
-
-
 def _head_forward(model: Model, X: Tuple[Floats2d, torch.Tensor], is_train: bool):
     """The logits of hidden states (with the decoder's embeddings)."""
-    return _torch_layer(model)(X, is_train)
+    return built_layer(model)(X, is_train)
 
 
 def _forward(

@@ -24,12 +24,17 @@ def torch_head(name: str, dropout: float) -> Model:
 
 
 def _forward(model: Model, X, is_train: bool):
-    if not model.layers:
+    return built_layer(model)(X, is_train)
+
+
+def built_layer(head: Model) -> Model:
+    """The layer of a built head; an error naming the fix before it is built."""
+    if not head.layers:
         raise ValueError(
-            f"The {model.name} isn't built yet: initialize the component "
+            f"The {head.name} isn't built yet: initialize the component "
             "(nlp.initialize()) or load a trained pipeline."
         )
-    return model.layers[0](X, is_train)
+    return head.layers[0]
 
 
 def build_head_module(

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Se
 import numpy
 from spacy.language import Language
 from spacy.symbols import ORTH
-from spacy.tokens import Doc, Token
+from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
@@ -54,10 +54,6 @@ DEFAULT_FILL_MASK_MODEL = Config().from_str(
 upstream = "*"
 """
 )["model"]
-
-for _cls in (Doc, Token):
-    if not _cls.has_extension("fill_mask"):
-        _cls.set_extension("fill_mask", default=None)
 
 
 @Language.factory(
@@ -135,15 +131,11 @@ class XLMRFillMask(HeadPipe):
                 f"mask_probability must be between 0 and 1, got {mask_probability} "
                 "(BERT and XLM-R were pretrained with 0.15)."
             )
-        self.vocab = vocab
-        self.model = model
-        self.name = name
+        super().__init__(vocab, model, name, scorer=scorer, cfg={"vocab_size": None, "eps": None})
         self.top_k = top_k
         self.targets = list(targets) if targets else None
         self.mask_probability = mask_probability
-        self.scorer = scorer
         self._target_ids: Optional[numpy.ndarray] = None  # computed on first use
-        self.cfg: Dict[str, Any] = {"labels": [], "width": None, "vocab_size": None, "eps": None}
 
     def predict(self, docs: Iterable[Doc]) -> "MaskScores":
         """Vocabulary logits, one row per mask of each doc, and the encoder

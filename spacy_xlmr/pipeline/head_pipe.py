@@ -13,6 +13,7 @@ from spacy import util
 from spacy.language import Language
 from spacy.pipeline.trainable_pipe import TrainablePipe
 from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
 from thinc.api import Model, Optimizer, set_dropout_rate
 
 from .. import hf
@@ -27,12 +28,9 @@ from ..storage import (
     read_component_file,
     replacing_directory,
 )
-from .transformer import (
-    ADDED_FOR_HEAD,
-    ENCODER_FACTORIES,
-    LISTENER_CLASSES,
-    XLMRTransformer,
-)
+from .drop_in import LISTENER_CLASSES
+from .encoder_links import ENCODER_FACTORIES
+from .transformer import ADDED_FOR_HEAD, XLMRTransformer
 
 
 class HeadPipe(TrainablePipe):
@@ -48,6 +46,23 @@ class HeadPipe(TrainablePipe):
     # The loss is a mean over the batch (as in HF), not a sum as in spaCy's own
     # components: data-parallel training averages these gradients over ranks.
     loss_reduction: str = "mean"
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str,
+        *,
+        scorer: Optional[Callable],
+        cfg: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """The component's ``cfg`` holds its labels and the encoder's width
+        (set at ``initialize``), and what ``cfg`` adds."""
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict[str, Any] = {"labels": [], "width": None, **(cfg or {})}
 
     @property
     def label_data(self) -> List[str]:
@@ -147,6 +162,22 @@ class HeadPipe(TrainablePipe):
                 f"from [initialize.components.{self.name}]."
             )
 
+    def _checkpoint_labels_to_use(
+        self, labels: Optional[Sequence[str]], checkpoint_labels: List[str], checkpoint: str
+    ) -> List[str]:
+        """The labels of a checkpoint's head, in its output order; ``labels``
+        (given, in any order) and the labels added so far must be among them
+        and cover them."""
+        wanted = set(labels if labels is not None else checkpoint_labels)
+        if wanted != set(checkpoint_labels) or not set(self.cfg["labels"]) <= wanted:
+            raise ValueError(
+                f"[{self.name}] The labels given or added "
+                f"({sorted(wanted | set(self.cfg['labels']))}) differ from those of "
+                f"'{checkpoint}' ({sorted(checkpoint_labels)}). Leave labels "
+                "unset to use the checkpoint's."
+            )
+        return list(checkpoint_labels)
+
     def _init_settings(
         self, get_examples: Callable[[], Iterable[Example]], hf_checkpoint: Optional[str]
     ) -> None:
@@ -236,7 +267,7 @@ class HeadPipe(TrainablePipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "HeadPipe":
         """Load the component from bytes written by ``to_bytes``."""
-        deserialize = {
+        deserialize: Dict[str, Callable[[bytes], Any]] = {
             "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
             "model": self._load_model,
@@ -261,7 +292,7 @@ class HeadPipe(TrainablePipe):
     ) -> "HeadPipe":
         """Load the component from a directory written by ``to_disk``; a
         missing or unreadable file is a ``DamagedPipelineError`` naming it."""
-        deserialize = {
+        deserialize: Dict[str, Callable[[Path], Any]] = {
             "cfg": lambda p: self.cfg.update(
                 read_component_file(self.name, p, read_cfg)
             ),

@@ -5,7 +5,7 @@ classification heads are trained), the tag scores are decoded into valid,
 non-overlapping entities on spaCy token boundaries (see ``entity_tags.py``),
 and ``doc.ents`` is set. Each entity's confidence is in ``span._.ent_score``.
 """
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -46,8 +46,6 @@ upstream = "*"
 @layers = "spacy-xlmr.reduce_first.v1"
 """
 DEFAULT_NER_MODEL = Config().from_str(DEFAULT_NER_MODEL)["model"]
-if not Span.has_extension("ent_score"):
-    Span.set_extension("ent_score", default=None)
 
 
 @Language.factory(
@@ -108,14 +106,10 @@ class XLMRNER(HeadPipe):
             raise ValueError(
                 f"Unknown decoder '{decoder}'. Use one of: {', '.join(DECODERS)}."
             )
-        self.vocab = vocab
-        self.model = model
-        self.name = name
-        self.scorer = scorer
+        super().__init__(vocab, model, name, scorer=scorer, cfg={"tags": []})
         # Settings, not state: they follow the config when a pipeline is loaded.
         self.scheme = scheme
         self.decoder = decoder
-        self.cfg: Dict = {"labels": [], "tags": [], "width": None}
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -215,16 +209,7 @@ class XLMRNER(HeadPipe):
                     '@layers = "spacy-xlmr.reduce_first.v1" to import a checkpoint.'
                 )
             tags = _checkpoint_tags(hf_checkpoint, self.name)
-            checkpoint_labels = labels_from_tags(tags)
-            wanted = set(labels if labels is not None else checkpoint_labels)
-            if wanted != set(checkpoint_labels) or not set(self.labels) <= wanted:
-                raise ValueError(
-                    f"[{self.name}] The labels given or added "
-                    f"({sorted(wanted | set(self.labels))}) differ from those of "
-                    f"'{hf_checkpoint}' ({sorted(checkpoint_labels)}). Leave labels "
-                    "unset to use the checkpoint's."
-                )
-            labels = checkpoint_labels
+            labels = self._checkpoint_labels_to_use(labels, labels_from_tags(tags), hf_checkpoint)
         else:
             labels = self._initial_labels(
                 labels, get_examples, lambda eg: {ent.label_ for ent in eg.reference.ents}

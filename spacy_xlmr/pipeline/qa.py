@@ -162,9 +162,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         handle_impossible_answer: bool = False,
         scorer: Optional[Callable] = score_qa,
     ) -> None:
-        self.vocab = vocab
-        self.model = model
-        self.name = name
+        super().__init__(vocab, model, name, scorer=scorer)
         self.make_doc = make_doc
         self.spans_key = spans_key
         self.top_k = top_k
@@ -173,8 +171,6 @@ class XLMRQuestionAnswerer(HeadPipe):
         self.max_question_len = max_question_len
         self.max_answer_len = max_answer_len
         self.handle_impossible_answer = handle_impossible_answer
-        self.scorer = scorer
-        self.cfg: Dict[str, Any] = {"labels": [], "width": None}
         self._check_settings()
 
     def ask(
@@ -229,16 +225,16 @@ class XLMRQuestionAnswerer(HeadPipe):
             spans = []
             for question in doc_scores.questions:
                 qid = question.question["id"]
-                ranked, null_score, fillers = decode_answers(
+                ranked, null_score = decode_answers(
                     self.model.ops, doc.text, doc_scores.context, question, top_k=self.top_k,
                     max_answer_len=self.max_answer_len,
                     handle_impossible_answer=self.handle_impossible_answer,
                 )
-                answers[qid] = ranked
+                answers[qid] = [answer.as_dict() for answer in ranked]
                 if null_score is not None:
                     null_scores[qid] = null_score
                 for rank, answer in enumerate(ranked):
-                    if (answer["answer"] == "" and answer["end"] == 0) or rank in fillers:
+                    if answer.kind != "span":
                         break  # the no-answer or HF's fillers: answers below aren't spans
                     span = answer_span(doc, answer, qid, rank)
                     if span is not None:

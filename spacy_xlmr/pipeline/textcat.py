@@ -112,16 +112,10 @@ class XLMRTextCategorizer(HeadPipe):
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {threshold}.")
-        self.vocab = vocab
-        self.model = model
-        self.name = name
-        self.scorer = scorer
-        self.cfg: Dict[str, Any] = {
-            "labels": [],
-            "exclusive_classes": exclusive_classes,
-            "threshold": threshold,
-            "width": None,
-        }
+        super().__init__(
+            vocab, model, name, scorer=scorer,
+            cfg={"exclusive_classes": exclusive_classes, "threshold": threshold},
+        )
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -181,17 +175,10 @@ class XLMRTextCategorizer(HeadPipe):
     ) -> None:
         """The labels given, or read from the examples; with ``hf_checkpoint``
         (an ``XLMRobertaForSequenceClassification``) those of its ``id2label``,
-        in its output order."""
+        in its output order (labels given must be the same, in any order)."""
         if hf_checkpoint is not None:
             checkpoint_labels = self._checkpoint_labels(hf_checkpoint)
-            wanted = list(labels) if labels is not None else checkpoint_labels
-            if wanted != checkpoint_labels or not set(self.labels) <= set(wanted):
-                raise ValueError(
-                    f"[{self.name}] The labels given or added ({wanted}, "
-                    f"{list(self.labels)}) differ from those of '{hf_checkpoint}' "
-                    f"({checkpoint_labels}). Leave labels unset to use the checkpoint's."
-                )
-            labels = checkpoint_labels
+            labels = self._checkpoint_labels_to_use(labels, checkpoint_labels, hf_checkpoint)
         else:
             labels = self._initial_labels(labels, get_examples, lambda eg: set(eg.reference.cats))
         self.cfg["labels"] = list(labels)

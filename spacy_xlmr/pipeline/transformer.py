@@ -14,23 +14,20 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union, cast
 
-import catalogue
 import srsly
 from spacy import util
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
-from spacy.util import minibatch, registry
+from spacy.util import minibatch
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..encoder.data import (
-    SPACY_TRANSFORMERS,
     TransformerData,
     TransformerDataBatch,
     hidden_states,
-    install_extensions,
     set_trf_data,
 )
 from ..encoder.interface import Encoder
@@ -51,6 +48,15 @@ from ..storage import (
     read_component_file,
     replacing_directory,
     weights_digest,
+)
+from .encoder_links import check_upstreams, link_encoders, linked_encoder
+from .drop_in import (
+    LISTENER_CLASSES,
+    NULL_ANNOTATION_SETTER,
+    AnnotationSetter,
+    check_encoder_model,
+    null_annotation_setter,
+    set_max_batch_pieces,
 )
 
 DEFAULT_ENCODER_MODEL = """
@@ -77,33 +83,6 @@ NO_WEIGHTS = "saved_without_weights"
 # Encoder model attr: added by a head's factory (the pipeline had no encoder)
 # and not loaded since.
 ADDED_FOR_HEAD = "added_for_head"
-# Factories whose components spacy-xlmr listeners listen to.
-ENCODER_FACTORIES = ("xlmr_transformer",)
-# A set_extra_annotations callback: (docs, the batch's output) -> None.
-AnnotationSetter = Callable[[List[Doc], TransformerDataBatch], None]
-NULL_ANNOTATION_SETTER = "spacy-xlmr.null_annotation_setter.v1"
-SPACY_TRANSFORMERS_NULL_ANNOTATION_SETTER = "spacy-transformers.null_annotation_setter.v1"
-
-if not hasattr(registry, "annotation_setters"):  # spacy-transformers creates it
-    registry.annotation_setters = catalogue.create(  # type: ignore[attr-defined]
-        "spacy", "annotation_setters", entry_points=True
-    )
-
-
-def null_annotation_setter(docs: List[Doc], trf_data: TransformerDataBatch) -> None:
-    """Set no annotations besides ``doc._.trf_data``."""
-
-
-@registry.annotation_setters(NULL_ANNOTATION_SETTER)  # type: ignore[attr-defined]
-def configure_null_annotation_setter() -> AnnotationSetter:
-    return null_annotation_setter
-
-
-if not SPACY_TRANSFORMERS:
-    # Configs written for spacy-transformers' transformer load without it.
-    registry.annotation_setters.register(  # type: ignore[attr-defined]
-        SPACY_TRANSFORMERS_NULL_ANNOTATION_SETTER, func=configure_null_annotation_setter
-    )
 
 
 @Language.factory(
@@ -133,53 +112,9 @@ def make_xlmr_transformer(
     """
     check_encoder_model(model, name)
     if max_batch_items is not None:
-        set_max_batch_pieces(model, max_batch_items, name)
+        default = cast(Dict, DEFAULT_ENCODER_MODEL)["max_batch_pieces"]
+        set_max_batch_pieces(model, max_batch_items, name, default=default)
     return XLMRTransformer(nlp.vocab, model, set_extra_annotations, name=name)
-
-
-def check_encoder_model(model: Model, component: str) -> None:
-    """Refuse a model other than ``spacy-xlmr.Encoder.v1`` (e.g.
-    spacy-transformers' ``TransformerModel``), naming the settings to use."""
-    if model.name == "xlmr_encoder":
-        return
-    raise ValueError(
-        f"[{component}] xlmr_transformer needs the model "
-        '@architectures = "spacy-xlmr.Encoder.v1", not '
-        f"'{model.name}'. spacy-transformers' TransformerModel settings map to "
-        "it so: name -> name; get_spans (strided_spans window/stride, in "
-        "tokens) -> window_size/stride (in pieces); mixed_precision and "
-        "grad_scaler_config keep their names; tokenizer_config and "
-        "transformer_config have no equivalent (the fast tokenizer and the "
-        "checkpoint's config are always used)."
-    )
-
-
-def set_max_batch_pieces(model: Model, max_batch_items: int, component: str) -> None:
-    """Make ``max_batch_items`` the encoder's ``max_batch_pieces``, unless the
-    model sets another budget itself."""
-    own = model.attrs["max_batch_pieces"]
-    if own not in (max_batch_items, cast(Dict, DEFAULT_ENCODER_MODEL)["max_batch_pieces"]):
-        raise ValueError(
-            f"[{component}] max_batch_items ({max_batch_items}) is "
-            "spacy-transformers' name for the encoder model's max_batch_pieces, "
-            f"which the config sets to {own}: keep one of them."
-        )
-    window = model.attrs["window_size"] + 2
-    if max_batch_items < window:
-        raise ValueError(
-            f"[{component}] max_batch_items ({max_batch_items}), the encoder's "
-            f"max_batch_pieces, must hold at least one full window ({window} "
-            "positions with <s> and </s>): raise it, or lower the model's window_size."
-        )
-    model.attrs["max_batch_pieces"] = max_batch_items
-
-
-try:  # spacy-transformers' listener, when installed, listens here too.
-    from spacy_transformers.layers import TransformerListener
-
-    LISTENER_CLASSES: Tuple[type, ...] = (XLMRListener, TransformerListener)
-except ImportError:
-    LISTENER_CLASSES = (XLMRListener,)
 
 
 class XLMRTransformer(TrainablePipe):
@@ -209,7 +144,6 @@ class XLMRTransformer(TrainablePipe):
         # before the encoder's backward pass; data-parallel training sets them.
         self.listener_gradient_scales: Dict[str, float] = {}
         self._pending_backprop: Optional[Tuple[Callable, List]] = None
-        install_extensions()
 
     @property
     def encoder(self) -> Encoder:
@@ -268,7 +202,6 @@ class XLMRTransformer(TrainablePipe):
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Encode a stream of docs in batches (windows are length-sorted
         within each batch by the model)."""
-        install_extensions()
         for batch in minibatch(stream, batch_size):
             batch = list(batch)
             self.set_annotations(batch, self.predict(batch))
@@ -482,74 +415,3 @@ class XLMRTransformer(TrainablePipe):
         util.from_bytes(bytes_data, deserialize, exclude)
         self.model.attrs[ADDED_FOR_HEAD] = False
         return self
-
-
-def linked_encoder(listener: Model) -> Optional[XLMRTransformer]:
-    """The encoder component ``listener`` is linked to, if any."""
-    return getattr(listener, LINKED_ENCODER, None)
-
-
-def link_encoders(nlp: Language) -> None:
-    """Link every encoder component's listeners, as ``Language`` does (in
-    pipeline order: "*" goes to the nearest encoder)."""
-    for i, (_, component) in enumerate(nlp.pipeline):
-        if isinstance(component, XLMRTransformer):
-            for _, downstream in nlp.pipeline[i + 1 :]:
-                component.find_listeners(downstream)
-
-
-def check_upstreams(nlp: Language) -> None:
-    """Refuse a listener whose ``upstream`` names no encoder component before
-    its component, and a spacy-transformers listener linked to an encoder
-    other than the nearest one before its component (it reads
-    ``doc._.trf_data``, which holds the nearest one's output while the
-    pipeline runs)."""
-    listened = [name for name, proc in nlp.pipeline if hasattr(proc, "listener_map")]
-    before: List[str] = []
-    nearest: Optional[str] = None
-    for name, component in nlp.pipeline:
-        if hasattr(component, "listener_map"):
-            before.append(name)
-            nearest = name if isinstance(component, XLMRTransformer) else nearest
-            continue
-        model = getattr(component, "model", None)
-        for node in model.walk() if isinstance(model, Model) else ():
-            if isinstance(node, LISTENER_CLASSES):
-                check_upstream(cast(XLMRListener, node), name, before, listened, nearest)
-
-
-def check_upstream(
-    listener: XLMRListener,
-    component: str,
-    before: List[str],
-    listened: List[str],
-    nearest: Optional[str],
-) -> None:
-    """See ``check_upstreams``: ``before`` and ``listened`` are the encoder
-    components before ``component`` and in the whole pipeline, ``nearest``
-    the nearest xlmr_transformer before it."""
-    upstream = listener.upstream_name
-    if upstream != "*" and upstream not in listened:
-        raise ValueError(
-            f"[{component}] Its listener's upstream is '{upstream}', but the "
-            f"pipeline has no encoder component of that name (encoders: "
-            f'{listened}). Set upstream to one of them, or to "*" for the '
-            "nearest encoder before the component."
-        )
-    if upstream != "*" and upstream not in before:
-        raise ValueError(
-            f"[{component}] Its listener's upstream, '{upstream}', comes after "
-            f"it in the pipeline (encoders before it: {before}). Move "
-            f"'{component}' after '{upstream}', or listen to an encoder before it."
-        )
-    linked = linked_encoder(listener)
-    if isinstance(listener, XLMRListener) or linked is None or linked.name == nearest:
-        return
-    raise ValueError(
-        f"[{component}] spacy-transformers' listener reads doc._.trf_data, which "
-        f"holds the output of the nearest encoder before '{component}' "
-        f"('{nearest}'), not of its upstream '{linked.name}'. Use "
-        '@architectures = "spacy-xlmr.TransformerListener.v1" (same '
-        "arguments), which reads the output of the encoder it names, or "
-        f"move '{component}' right after '{linked.name}'."
-    )

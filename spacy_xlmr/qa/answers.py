@@ -12,7 +12,8 @@ characters touch (spaCy's ``alignment_mode="expand"``), so where a boundary
 falls inside a token (unsegmented Chinese or Thai with the ``xx`` tokenizer)
 the span is longer than the answer.
 """
-from typing import Any, Dict, List, Optional, Set, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc, Span
@@ -27,12 +28,8 @@ _MASKED = -10000.0
 # Answers are decoded on the CPU whatever the model's device.
 NUMPY_OPS = NumpyOps()
 
-for _name in ("qa_answers", "qa_null_scores"):
-    if not Doc.has_extension(_name):
-        Doc.set_extension(_name, default=None)
 
-
-def _span_answer(span: Span) -> Optional[Dict[str, Any]]:
+def span_answer(span: Span) -> Optional[Dict[str, Any]]:
     """The answer dict of an answer span: its label is the question id, its
     id the answer's rank (spaCy keys span extensions by offsets, which two
     questions' answers may share, so the data stays in doc._.qa_answers)."""
@@ -40,7 +37,7 @@ def _span_answer(span: Span) -> Optional[Dict[str, Any]]:
     return answers[span.id] if answers and span.id < len(answers) else None
 
 
-def _span_question(span: Span) -> Optional[str]:
+def span_question(span: Span) -> Optional[str]:
     """The question an answer span answers."""
     for question in span.doc._.get(EXTENSION) or []:
         if question["id"] == span.label_:
@@ -48,9 +45,22 @@ def _span_question(span: Span) -> Optional[str]:
     return None
 
 
-for _name, _getter in (("qa_answer", _span_answer), ("qa_question", _span_question)):
-    if not Span.has_extension(_name):
-        Span.set_extension(_name, getter=_getter)
+@dataclass
+class PredictedAnswer:
+    """One ranked answer to a question. ``kind`` says what it is: an answer
+    in the text ("span"), the no-answer of ``handle_impossible_answer``
+    ("none"), or one of HF's fillers of probability 0 ("filler"); only
+    "span" answers get a ``Span``."""
+
+    score: float
+    start: int
+    end: int
+    text: str
+    kind: str = "span"
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The answer as HF's pipeline gives it (``doc._.qa_answers``)."""
+        return {"score": self.score, "start": self.start, "end": self.end, "answer": self.text}
 
 
 def decode_answers(
@@ -62,18 +72,17 @@ def decode_answers(
     top_k: int,
     max_answer_len: int,
     handle_impossible_answer: bool,
-) -> Tuple[List[Dict[str, Any]], Optional[float], Set[int]]:
+) -> Tuple[List[PredictedAnswer], Optional[float]]:
     """The ranked answers and the no-answer score of one question, as the
     HF pipeline decodes them: per window, a softmax over the context
     positions and ``<s>``, the best start × end products within
     ``max_answer_len``, answers with the same text (ignoring case) from
-    several windows summed. Also the ranks of HF's fillers: where fewer
-    than ``top_k`` spans have a probability (e.g. a whitespace-only
-    context has none), HF fills the list with spans of probability 0
-    (from ``<s>``, ending before they start, or too long), as the empty
-    answer for ``<s>`` to ``<s>`` and other texts for the others."""
-    answers: List[Dict[str, Any]] = []
-    filler_ids: Set[int] = set()
+    several windows summed. Where fewer than ``top_k`` spans have a
+    probability (e.g. a whitespace-only context has none), HF fills the
+    list with spans of probability 0 (from ``<s>``, ending before they
+    start, or too long), as the empty answer for ``<s>`` to ``<s>`` and
+    other texts for the others: their ``kind`` is "filler"."""
+    answers: List[PredictedAnswer] = []
     null_score = 1000000.0
     for window, (start_logits, end_logits) in zip(question.windows, question.logits):
         allowed = numpy.zeros(len(window.ids), dtype=bool)
@@ -92,24 +101,18 @@ def decode_answers(
             else:
                 char_start, char_end = window.answer_chars(context, s, e)
             answer_text = text[char_start:char_end]
-            same = [a for a in answers if a["answer"].lower() == answer_text.lower()]
+            same = [a for a in answers if a.text.lower() == answer_text.lower()]
             if same:
-                same[0]["score"] += score
+                same[0].score += score
+                if same[0].score > 0.0:
+                    same[0].kind = "span"
             else:
-                answers.append({
-                    "score": score, "start": char_start, "end": char_end,
-                    "answer": answer_text,
-                })
-                if score == 0.0:
-                    filler_ids.add(id(answers[-1]))
+                kind = "filler" if score == 0.0 else "span"
+                answers.append(PredictedAnswer(score, char_start, char_end, answer_text, kind))
     if handle_impossible_answer:
-        answers.append({"score": null_score, "start": 0, "end": 0, "answer": ""})
-    ranked = sorted(answers, key=lambda a: a["score"], reverse=True)[:top_k]
-    fillers = {
-        rank for rank, answer in enumerate(ranked)
-        if id(answer) in filler_ids and answer["score"] == 0.0
-    }
-    return ranked, null_score if handle_impossible_answer else None, fillers
+        answers.append(PredictedAnswer(null_score, 0, 0, "", "none"))
+    ranked = sorted(answers, key=lambda a: a.score, reverse=True)[:top_k]
+    return ranked, null_score if handle_impossible_answer else None
 
 
 def best_spans(
@@ -135,9 +138,9 @@ def best_spans(
     ]
 
 
-def answer_span(doc: Doc, answer: Dict[str, Any], qid: str, rank: int) -> Optional[Span]:
+def answer_span(doc: Doc, answer: PredictedAnswer, qid: str, rank: int) -> Optional[Span]:
     """The tokens an answer's visible characters touch (``expand``)."""
-    start, end = trim_span(doc.text, answer["start"], answer["end"])
+    start, end = trim_span(doc.text, answer.start, answer.end)
     if start == end:
         return None
     return doc.char_span(start, end, label=qid, alignment_mode="expand", span_id=rank)

@@ -44,15 +44,6 @@ class Question(_QuestionRequired, total=False):
     is_impossible: bool
 
 
-def register_qa_extensions() -> None:
-    """Register ``Doc._.qa_questions`` (default None) unless it exists."""
-    if not Doc.has_extension(EXTENSION):
-        Doc.set_extension(EXTENSION, default=None)
-
-
-register_qa_extensions()
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -181,8 +181,7 @@ def doc_to_row(doc: Doc, columns: Iterable[str], *, spans_exclude: Iterable[str]
         if column == "text":
             row[column] = doc.text
         elif column == "ents":
-            scored = Span.has_extension("ent_score")
-            row[column] = [_span(e, e._.ent_score if scored else None) for e in doc.ents]
+            row[column] = [_span(e, e._.ent_score) for e in doc.ents]
         elif column == "cats":
             row[column] = {label: float(score) for label, score in doc.cats.items()}
         elif column == "answers":

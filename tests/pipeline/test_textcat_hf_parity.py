@@ -112,3 +112,18 @@ def test_head_mirrors_hf_parameter_names(imported):
     hf_model = XLMRobertaForSequenceClassification.from_pretrained(checkpoint)
     hf_names = {name for name in hf_model.state_dict() if not name.startswith("roberta.")}
     assert set(head.state_dict()) == hf_names
+
+
+def test_labels_given_in_any_order_take_the_checkpoints_order(imported):
+    """As for xlmr_ner: the labels given must be the checkpoint's, in any
+    order; the head keeps the checkpoint's output order."""
+    checkpoint, nlp = imported
+    textcat = nlp.get_pipe("textcat")
+    textcat.initialize(
+        lambda: [], nlp=nlp, labels=list(reversed(TOPICS)), hf_checkpoint=str(checkpoint)
+    )
+    assert textcat.labels == tuple(TOPICS)
+    with pytest.raises(ValueError, match="differ from those of"):
+        textcat.initialize(
+            lambda: [], nlp=nlp, labels=TOPICS[:-1], hf_checkpoint=str(checkpoint)
+        )

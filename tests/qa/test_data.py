@@ -4,14 +4,15 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 
-from spacy_xlmr.qa.data import get_questions, register_qa_extensions, validate_questions
+from spacy_xlmr.extensions import install_extensions
+from spacy_xlmr.qa.data import get_questions, validate_questions
 
 TEXT = "Denver beat Carolina in Super Bowl 50."
 
 
-def test_register_is_idempotent_and_defaults_to_none():
-    register_qa_extensions()
-    register_qa_extensions()
+def test_install_is_idempotent_and_defaults_to_none():
+    install_extensions()
+    install_extensions()
     assert Doc.has_extension("qa_questions")
     assert spacy.blank("xx")("x")._.qa_questions is None
 
