@@ -385,6 +385,7 @@ def test_each_shard_is_read_from_its_scanned_start(tmp_path):
             assert list(itertools.islice(records, len(shard))) == shard
 
 
+@pytest.mark.usefixtures("time_limit")  # two worker processes
 def test_txt_and_parquet_inputs_and_outputs(ner_pipeline, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -404,6 +405,10 @@ def test_txt_and_parquet_inputs_and_outputs(ner_pipeline, tmp_path):
     for i, row in enumerate(from_txt):
         row["id"] = str(i)
     assert_rows_close(from_parquet, from_txt)
+    # Two processes give what one process gives.
+    single = Annotator(str(ner_pipeline), threads=1)({"id": [r["id"] for r in from_txt],
+                                                      "text": texts})
+    assert_rows_close(from_txt, [dict(zip(single, values)) for values in zip(*single.values())])
     nlp = spacy.load(ner_pipeline)
     docs = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(nlp.vocab))
     assert [d.text for d in docs] == texts

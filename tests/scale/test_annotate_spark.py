@@ -14,6 +14,7 @@ pyspark = pytest.importorskip("pyspark", reason="pyspark isn't installed (pip in
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java >= 17"),
+    pytest.mark.usefixtures("time_limit"),
 ]
 
 
