@@ -4,10 +4,11 @@ Factories and architectures are registered through entry points (see
 pyproject.toml), so ``spacy.blank("xx").add_pipe("xlmr_ner")`` works without
 importing this package.
 """
+from .errors import DamagedPipelineError
 from .extensions import install_extensions
 from .pipeline.ner import XLMRNER
 from .pipeline.transformer import XLMRTransformer
-from .storage import DamagedPipelineError, save_pipeline
+from .storage import save_pipeline
 
 install_extensions()
 

@@ -20,12 +20,10 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
+from .errors import CheckpointError
+
 SUPPORTED_MODEL_TYPES = ("xlm-roberta",)
 PathOrName = Union[str, Path]
-
-
-class CheckpointError(ValueError):
-    """A model name or directory that can't be used as an XLM-R checkpoint."""
 
 
 def _not_found(name: PathOrName, err: Exception) -> CheckpointError:

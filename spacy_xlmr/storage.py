@@ -22,16 +22,14 @@ from typing import Any, Callable, Dict, Iterator, Optional, TypeVar, Union
 import srsly
 from spacy.language import Language
 
+from .errors import DamagedPipelineError, Errors
+
 T = TypeVar("T")
 # cfg keys: the encoder's weights as saved, and those a head was saved with.
 WEIGHTS_DIGEST = "weights_sha256"
 ENCODER_DIGEST = "encoder_weights_sha256"
 _UMASK = os.umask(0)  # read once: os.umask can only be read by setting it
 os.umask(_UMASK)
-
-
-class DamagedPipelineError(ValueError):
-    """A file of a saved pipeline is missing, or can't be read."""
 
 
 @contextmanager
@@ -68,20 +66,16 @@ def read_component_file(component: str, path: Path, read: Callable[[Path], T]) -
     """``read(path)``, or a ``DamagedPipelineError`` naming the component and
     the file when the file is missing or ``read`` fails on it."""
     if not path.exists():
-        raise DamagedPipelineError(
-            f"[{component}] The saved pipeline is damaged: '{path}' is missing. "
-            "Save the pipeline again, or copy the whole directory again."
-        )
+        raise DamagedPipelineError(Errors.FILE_MISSING.format(component=component, path=path))
     try:
         return read(path)
     except DamagedPipelineError:
         raise
     except Exception as err:
         raise DamagedPipelineError(
-            f"[{component}] The saved pipeline is damaged: '{path}' can't be loaded "
-            f"({type(err).__name__}: {err}). It is corrupt, or doesn't match this "
-            "component's settings in config.cfg. Save the pipeline again, or copy "
-            "the whole directory again."
+            Errors.FILE_UNREADABLE.format(
+                component=component, path=path, error_type=type(err).__name__, error=err
+            )
         ) from err
 
 
@@ -103,13 +97,7 @@ def check_saved_together(
     known): what an interrupted ``nlp.to_disk`` over an older pipeline leaves."""
     saved_with = head_cfg.get(ENCODER_DIGEST)
     if saved_with and loaded and saved_with != loaded:
-        raise DamagedPipelineError(
-            f"[{component}] The saved pipeline is damaged: this component was saved "
-            "with other encoder weights than the pipeline's encoder has (an "
-            "interrupted nlp.to_disk over an older pipeline mixes old and new "
-            "components). Save the pipeline again, with spacy_xlmr.save_pipeline "
-            "to save all or nothing."
-        )
+        raise DamagedPipelineError(Errors.SAVED_WITH_OTHER_ENCODER.format(component=component))
 
 
 def read_cfg(path: Path) -> Dict[str, Any]:

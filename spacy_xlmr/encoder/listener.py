@@ -31,6 +31,7 @@ from spacy.util import registry
 from thinc.api import Model, Ops, chain
 from thinc.types import Floats2d, Ints1d, Ragged
 
+from ..errors import Errors
 from .data import (
     SPACY_TRANSFORMERS,
     TransformerData,
@@ -144,19 +145,7 @@ def _listener_forward(
             name = model.encoder_name or "transformer"
             ran = encoders_that_ran(doc)
             found = f"only encoders {ran} ran on it" if ran else "doc._.trf_data is None"
-            raise ValueError(
-                f"A component listening to the XLM-R encoder '{name}' got a doc "
-                f"without its output ({found}). Run the encoder first: keep "
-                f"'{name}' in the pipeline and enabled "
-                "(spacy.load(..., disable=[...]) or exclude=[...] must not name "
-                "it), or add it with "
-                'nlp.add_pipe("xlmr_transformer", name="transformer", first=True) '
-                "for a component that was never trained. A component sourced "
-                "from a trained pipeline needs that pipeline's encoder: source "
-                "it too, or give the component its own copy there first with "
-                "nlp.replace_listeners. When training with a frozen encoder, "
-                "list it in [training] annotating_components."
-            )
+            raise ValueError(Errors.NO_ENCODER_OUTPUT.format(name=name, found=found))
         outputs.append(trf_data)
     return _stand_in_for_empty(model, outputs), lambda d_outputs: []
 
@@ -234,11 +223,7 @@ def connected_width(model: XLMRListener) -> int:
 def connected_encoder(listener: XLMRListener) -> Encoder:
     """The encoder ``listener`` is connected to."""
     if listener.encoder is None:
-        raise ValueError(
-            "This head isn't connected to an xlmr_transformer encoder. Add it "
-            "after the encoder in the pipeline: "
-            'nlp.add_pipe("xlmr_transformer", name="transformer", first=True).'
-        )
+        raise ValueError(Errors.NOT_CONNECTED)
     return listener.encoder
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from transformers import XLMRobertaModel
     from transformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
+from ..errors import Warnings
 from .alignment import DocPieces, tokenize_docs
 from .data import TransformerData, WordpieceBatch, make_trf_data
 from .module import (
@@ -210,12 +211,7 @@ def set_encoder(
     freeze(model, transformer)
     mixed_precision = model.attrs["mixed_precision"]
     if mixed_precision and isinstance(model.ops, NumpyOps):
-        warnings.warn(
-            "mixed_precision = true needs a GPU (CUDA autocast and loss "
-            "scaling): on CPU the encoder trains in fp32. Train with --gpu-id, "
-            "or set mixed_precision = false to silence this. For faster CPU "
-            "predictions, see inference_precision."
-        )
+        warnings.warn(Warnings.MIXED_PRECISION_ON_CPU)
         mixed_precision = False
     model.layers[0] = _wrapper(module, mixed_precision, model.attrs["grad_scaler_config"])
     model.set_dim("nO", transformer.config.hidden_size, force=True)

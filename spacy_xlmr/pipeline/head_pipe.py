@@ -20,6 +20,7 @@ from .. import hf
 from ..encoder.interface import Encoder
 from ..encoder.listener import XLMRListener
 from ..encoder.own_encoder import is_own_encoder, load_own_encoders
+from ..errors import Errors, Warnings
 from ..heads.torch_head import load_head_state
 from ..storage import (
     ENCODER_DIGEST,
@@ -260,8 +261,13 @@ class HeadPipe(TrainablePipe):
             if count == n_examples and not report_all:
                 continue  # e.g. spaCy's placeholder example of nlp.initialize()
             warnings.warn(
-                f"[{self.name}] {count} of {n_examples} training examples: {problem}. "
-                f"The first: {first[problem]!r}"
+                Warnings.TRAINING_DATA_PROBLEM.format(
+                    component=self.name,
+                    count=count,
+                    n_examples=n_examples,
+                    problem=problem,
+                    first=first[problem],
+                )
             )
         return dict(counts)
 
@@ -369,15 +375,7 @@ def listened_width(model: Model, component: str) -> int:
         if isinstance(node, LISTENER_CLASSES) or is_own_encoder(node):
             if node.has_dim("nO"):
                 return node.get_dim("nO")
-    raise ValueError(
-        f"[{component}] Can't find the width of the encoder this component "
-        "listens to. Initialize the pipeline with the encoder in front of it "
-        "(nlp.initialize()), or add one with "
-        'nlp.add_pipe("xlmr_transformer", name="transformer", first=True). '
-        "An encoder in [training] frozen_components isn't initialized by spacy "
-        "train: source it from a trained pipeline ([components.transformer] "
-        "source = ...)."
-    )
+    raise ValueError(Errors.ENCODER_WIDTH_UNKNOWN.format(component=component))
 
 
 def warn_if_other_encoder(nlp: Optional[Language], checkpoint: str, component: str) -> None:
@@ -390,7 +388,7 @@ def warn_if_other_encoder(nlp: Optional[Language], checkpoint: str, component: s
             name = proc.encoder.name
             if Path(name).expanduser().resolve() != Path(str(checkpoint)).expanduser().resolve():
                 warnings.warn(
-                    f"[{component}] The head comes from '{checkpoint}' but the "
-                    f"encoder was loaded from '{name}'. Set the encoder's name to "
-                    "the same checkpoint unless this is intended."
+                    Warnings.HEAD_FROM_OTHER_CHECKPOINT.format(
+                        component=component, checkpoint=checkpoint, name=name
+                    )
                 )
