@@ -92,6 +92,7 @@ class Errors:
         "it from a trained pipeline ([components.transformer] source = ...)."
     )
     # -- hf: checkpoints and head import ------------------------------------
+    # -- heads: torch heads and losses --------------------------------------
     # -- tasks: qa, mlm -----------------------------------------------------
     # -- convert: data readers ----------------------------------------------
     # -- scale: training, annotation ----------------------------------------
