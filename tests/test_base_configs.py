@@ -25,6 +25,8 @@ from spacy.util import load_config
 
 from spacy_xlmr.convert import convert_iob2, convert_squad, convert_textcat
 
+from .util import assert_encoded
+
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "data"
 BASE_CONFIGS = sorted((ROOT / "configs").glob("*-base.cfg"))
@@ -155,7 +157,7 @@ def _check_pipeline_runs(nlp) -> None:
     """Every trained component predicts on a new text."""
     text = "O presidente Lula visitou a Petrobras no Rio de Janeiro na segunda-feira."
     doc = nlp(text)
-    assert doc._.trf_data is not None
+    assert_encoded(doc)
     for name in nlp.pipe_names:
         factory = nlp.get_pipe_meta(name).factory
         pipe = nlp.get_pipe(name)

@@ -10,7 +10,7 @@ from thinc.api import Config
 
 from spacy_xlmr.encoder.data import SPACY_TRANSFORMERS, TransformerData
 
-from .util import make_nlp
+from .util import assert_encoded, make_nlp
 
 CONFIG = """
 [nlp]
@@ -43,7 +43,7 @@ def test_max_batch_items_is_the_encoders_max_batch_pieces(tiny_checkpoint):
     assert _encoder_model(nlp).attrs["max_batch_pieces"] == 1024
     assert _encoder_model(make_nlp(tiny_checkpoint)).attrs["max_batch_pieces"] == 4096
     nlp.initialize()
-    assert nlp("Maria mora em Lisboa.")._.trf_data is not None
+    assert_encoded(nlp("Maria mora em Lisboa."))
 
 
 def test_max_batch_items_against_another_max_batch_pieces_is_an_error(tiny_checkpoint):
@@ -73,7 +73,7 @@ def test_a_spacy_transformers_config_loads_with_or_without_it(tiny_checkpoint, t
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
     nlp.initialize()
     doc = nlp("Maria mora em Lisboa.")
-    assert doc._.trf_data is not None
+    assert_encoded(doc)
     nlp.to_disk(tmp_path / "pipe")
     assert spacy.load(tmp_path / "pipe")("Maria mora em Lisboa.")._.trf_data is not None
 

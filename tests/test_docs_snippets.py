@@ -114,8 +114,9 @@ def _check_outputs(nlp, name: str, factory: str) -> None:
     elif factory in ("xlmr_ner", "ner"):
         doc = nlp("Maria mora em Lisboa.")
         assert doc.has_annotation("ENT_IOB")
+        assert {ent.label_ for ent in doc.ents} <= set(nlp.get_pipe(name).labels)
         if factory == "xlmr_ner":
-            assert all(ent._.ent_score is not None for ent in doc.ents)
+            assert all(0.0 < ent._.ent_score <= 1.0 for ent in doc.ents)
     else:
         doc = nlp("A equipa ganhou o campeonato.")
         assert set(doc.cats) == set(read_labels(SIB200 / "labels.txt"))

@@ -3,7 +3,7 @@ components left out, empty docs, saving before ``initialize``."""
 import pytest
 import spacy
 
-from .util import make_nlp
+from .util import assert_encoded, make_nlp
 
 # Head factory -> labels to initialize it with (None: it needs none).
 HEADS = {
@@ -50,14 +50,14 @@ def test_load_with_the_encoder_disabled_or_only_the_encoder(tiny_checkpoint, tmp
     _pipeline(tiny_checkpoint, "xlmr_ner").to_disk(tmp_path / "pipe")
     nlp = spacy.load(tmp_path / "pipe", disable=["transformer"])
     nlp.enable_pipe("transformer")
-    assert nlp("Maria mora em Lisboa.")._.trf_data is not None
+    assert_encoded(nlp("Maria mora em Lisboa."))
     nlp = spacy.load(tmp_path / "pipe", exclude=["head"])
     assert nlp.pipe_names == ["transformer"]
     # A head added to a blank pipeline, and its encoder, load from a saved one.
     nlp = spacy.blank("xx")
     nlp.add_pipe("xlmr_ner", name="head")
     nlp.from_disk(tmp_path / "pipe")
-    assert nlp("Maria mora em Lisboa.")._.trf_data is not None
+    assert_encoded(nlp("Maria mora em Lisboa."))
 
 
 LISTENER = {
@@ -256,4 +256,4 @@ def test_encoder_saved_before_initialize_loads_without_weights(tiny_checkpoint, 
     with pytest.raises(ValueError, match="has no weights yet"):
         nlp("Maria mora em Lisboa.")
     nlp.initialize()
-    assert nlp("Maria mora em Lisboa.")._.trf_data is not None
+    assert_encoded(nlp("Maria mora em Lisboa."))

@@ -10,7 +10,7 @@ from spacy.training import Example
 
 from spacy_xlmr.convert import convert_iob2, convert_textcat, read_iob2, read_textcat
 
-from .util import count_encoder_calls, make_nlp
+from .util import assert_encoded, count_encoder_calls, make_nlp
 
 ROOT = Path(__file__).parents[1]
 DATA = ROOT / "data"
@@ -31,7 +31,9 @@ def test_encoder_runs_once_per_doc_for_ner_and_textcat(tiny_checkpoint):
         docs = list(nlp.pipe(eg.text for eg in examples))
         assert calls == [16, 16]
     assert losses["ner"] > 0 and losses["textcat"] > 0 and losses["transformer"] > 0
-    assert all(doc.cats and doc._.trf_data is not None for doc in docs)
+    for doc in docs:
+        assert set(doc.cats) == set(nlp.get_pipe("textcat").labels)
+        assert_encoded(doc)
 
 
 @pytest.mark.slow

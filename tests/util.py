@@ -1,12 +1,16 @@
 """Helpers the tests import (fixtures and hooks stay in conftest.py)."""
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
+import numpy
 import pytest
 import spacy
 import torch
+from spacy.tokens import Doc
 from thinc.api import Model
+
+from spacy_xlmr.encoder.data import hidden_states
 
 NER_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 TOPICS = ["science/technology", "travel", "politics", "sports", "health"]
@@ -51,3 +55,21 @@ def no_dropout(module: torch.nn.Module) -> torch.nn.Module:
         if hasattr(layer, "dropout_prob"):
             layer.dropout_prob = 0.0
     return module
+
+
+def assert_encoded(doc: Doc, width: Optional[int] = None) -> None:
+    """Assert that an encoder ran on ``doc``: ``doc._.trf_data`` aligns each
+    token to rows of its finite hidden states (of ``width``, if given), and
+    every token of a non-empty text to at least one piece."""
+    trf_data = doc._.trf_data
+    assert trf_data is not None, "the encoder didn't run on this doc"
+    hidden = numpy.asarray(hidden_states(trf_data))
+    assert hidden.ndim == 3 and hidden.shape[0] == len(trf_data.wordpieces)
+    assert numpy.isfinite(hidden).all()
+    if width is not None:
+        assert hidden.shape[2] == width
+    lengths = numpy.asarray(trf_data.align.lengths)
+    rows = numpy.asarray(trf_data.align.dataXd)
+    assert lengths.shape == (len(doc),)
+    assert rows.size == 0 or 0 <= rows.min() <= rows.max() < hidden.shape[0] * hidden.shape[1]
+    assert all(length > 0 for token, length in zip(doc, lengths) if not token.is_space)

@@ -7,7 +7,7 @@ from spacy.training import Example
 
 from spacy_xlmr.convert import read_iob2
 
-from ..util import count_encoder_calls, make_nlp
+from ..util import assert_encoded, count_encoder_calls, make_nlp
 
 DATA = Path(__file__).parents[2] / "data" / "ner" / "uner-pt"
 
@@ -171,7 +171,7 @@ def test_spacy_ner_listens_to_the_encoder(tiny_checkpoint, pt_examples):
     assert nlp.get_pipe("transformer").listening_components == ["ner"]
     losses = [nlp.update(pt_examples[:16], sgd=optimizer)["ner"] for _ in range(20)]
     assert numpy.mean(losses[-5:]) < numpy.mean(losses[:5]) * 0.9
-    assert nlp("Lisboa e Porto.")._.trf_data is not None
+    assert_encoded(nlp("Lisboa e Porto."))
 
 
 def test_encoder_runs_once_per_doc_with_two_heads(tiny_checkpoint, pt_examples):
@@ -184,7 +184,8 @@ def test_encoder_runs_once_per_doc_with_two_heads(tiny_checkpoint, pt_examples):
         assert calls == [8]
         docs = list(nlp.pipe([eg.text for eg in pt_examples[:8]]))
         assert calls == [8, 8]
-    assert all(doc._.trf_data is not None for doc in docs)
+    for doc in docs:
+        assert_encoded(doc)
 
 
 def test_labels_added_before_initialize_are_kept(tiny_checkpoint, pt_examples):

@@ -4,13 +4,7 @@ output is resumable (each row written exactly once after a kill), bad rows
 get an error and never stop the job."""
 import itertools
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 import spacy
@@ -24,77 +18,10 @@ from spacy_xlmr.scale.annotate import Annotator, pipeline_columns, spark_schema
 from spacy_xlmr.scale.apply import apply
 from spacy_xlmr.scale.corpus_io import MANIFEST, input_files, read_records, scan
 
-ROOT = Path(__file__).parents[2]
-TEXTS = sorted((ROOT / "data" / "text").glob("ntrex128-*.txt"))
-
-
-def shipped_sentences(n: int) -> List[str]:
-    """``n`` NTREX sentences, taken in turn from each language."""
-    per_language = [path.read_text(encoding="utf8").splitlines() for path in TEXTS]
-    mixed = [line for lines in zip(*per_language) for line in lines if line.strip()]
-    return mixed[:n]
-
-
-def write_jsonl(path: Path, rows: List[Any]) -> Path:
-    with path.open("w", encoding="utf8") as file:
-        for row in rows:
-            file.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
-
-
-def read_jsonl_dir(path: Path) -> List[Dict[str, Any]]:
-    return [json.loads(line) for part in sorted(path.glob("part-*.jsonl"))
-            for line in part.read_text(encoding="utf8").splitlines()]
-
-
-def multi_head_rows(n: int) -> List[Dict[str, Any]]:
-    rows = []
-    for i, text in enumerate(shipped_sentences(n)):
-        row: Dict[str, Any] = {"id": f"doc-{i}", "text": text}
-        if i % 3 == 0:
-            row["questions"] = ["Who?", {"id": "where", "question": "Where?"}]
-        if i % 4 == 0:
-            words = text.split()
-            row["text"] = " ".join(["<mask>"] + words[1:])
-        rows.append(row)
-    return rows
-
-
-def expected_row(nlp: Language, row: Dict[str, Any]) -> Dict[str, Any]:
-    """The row, computed with the pipeline's own API (not doc_to_row)."""
-    doc = nlp(row["text"])
-    questions = [q if isinstance(q, dict) else {"id": f"q{i}", "question": q}
-                 for i, q in enumerate(row.get("questions", []))]
-    asked = nlp.get_pipe("qa").ask(row["text"], questions)
-    return {
-        "id": row["id"], "text": row["text"],
-        "ents": [{"start_char": e.start_char, "end_char": e.end_char, "label": e.label_,
-                  "score": e._.ent_score} for e in doc.ents],
-        "cats": dict(doc.cats),
-        "answers": {qid: [{"text": a["answer"], "start": a["start"], "end": a["end"],
-                           "score": a["score"]} for a in answers]
-                    for qid, answers in asked._.qa_answers.items()},
-        "fill_mask": [[{k: p[k] for k in ("token_str", "score", "sequence")} for p in mask]
-                      for mask in doc._.fill_mask],
-        "error": None,
-    }
-
-
-def assert_rows_close(found: List[Dict], expected: List[Dict], tol: float = 1e-5) -> None:
-    """Equal row for row; floats (scores) within ``tol``."""
-    assert len(found) == len(expected)
-    for row, other in zip(found, expected):
-        assert _close(row, other, tol), (row, other)
-
-
-def _close(a: Any, b: Any, tol: float) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= tol
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
-    return a == b
+from .util import (
+    assert_rows_close, assert_tags_and_spans_predicted, expected_row, kill_after_shards,
+    multi_head_rows, read_jsonl_dir, shipped_sentences, tags_and_spans_rows, write_jsonl,
+)
 
 
 def test_annotator_gives_each_heads_own_annotations(multi_head_pipeline):
@@ -240,59 +167,6 @@ def test_rerun_with_other_input_is_refused(ner_pipeline, tmp_path):
         apply(str(ner_pipeline), str(source), tmp_path / "out", shard_size=3)
 
 
-def kill_after_shards(command: List[str], out: Path, log: Path, shards: int = 2,
-                      timeout: float = 120) -> Dict[str, int]:
-    """Run ``command`` in its own process group, SIGKILL the group once
-    ``shards`` shards are in ``out`` (the first ones), and return the
-    finished shards' names and modification times."""
-    last = out / f"part-{shards - 1:05d}.jsonl"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
-                                   start_new_session=True)
-        try:
-            deadline = time.monotonic() + timeout
-            while not last.exists():
-                assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-                assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-                time.sleep(0.05)
-        finally:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-            end_session(process.pid)
-    return {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.jsonl")}
-
-
-def end_session(sid: int, grace: float = 30) -> None:
-    """Wait for the processes of session ``sid`` that left its process group
-    (Ray's workers do, and exit once their raylet is gone) to exit; SIGKILL
-    any still there after ``grace`` seconds."""
-    deadline = time.monotonic() + grace
-    while True:
-        left = [pid for pid in _pids() if _session(pid) == sid]
-        if not left:
-            return
-        if time.monotonic() > deadline:
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            return
-        time.sleep(0.2)
-
-
-def _pids() -> List[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
-def _session(pid: int) -> Optional[int]:
-    """The session id of process ``pid`` (None if it's gone)."""
-    try:
-        return os.getsid(pid)
-    except ProcessLookupError:
-        return None
-
-
 def test_interrupted_run_resumes_and_writes_each_row_once(ner_pipeline, tmp_path):
     """SIGKILL `spacy-xlmr apply` once two shards are on disk, rerun it: the
     finished shards are kept as they are, the rest is written once."""
@@ -313,36 +187,6 @@ def test_interrupted_run_resumes_and_writes_each_row_once(ner_pipeline, tmp_path
     fresh = apply(str(ner_pipeline), str(source), tmp_path / "fresh.jsonl", shard_size=20)
     fresh_rows = [json.loads(line) for line in fresh.output.read_text().splitlines()]
     assert_rows_close(rows, fresh_rows)
-
-
-def tags_and_spans_rows(nlp: Language, n: int) -> Tuple[List[Dict], List[Dict]]:
-    """``n`` input rows (the 6th with an empty text) and the rows of a
-    pipeline with spaCy's tagger and spancat, from what ``nlp(text)`` sets."""
-    rows = [{"id": f"t{i}", "text": text} for i, text in enumerate(shipped_sentences(n))]
-    rows[5]["text"] = ""
-    expected = []
-    for row in rows:
-        if not row["text"]:
-            expected.append({**row, "tags": None, "spans": None,
-                             "error": "text is empty or whitespace: nothing to annotate"})
-            continue
-        doc = nlp(row["text"])
-        group = doc.spans["sc"]
-        expected.append({
-            **row,
-            "tags": [{"start_char": t.idx, "end_char": t.idx + len(t.text), "tag": t.tag_}
-                     for t in doc],
-            "spans": {"sc": [{"start_char": s.start_char, "end_char": s.end_char,
-                              "label": s.label_, "score": float(score)}
-                             for s, score in zip(group, group.attrs["scores"])]},
-            "error": None,
-        })
-    return rows, expected
-
-
-def assert_tags_and_spans_predicted(rows: List[Dict[str, Any]]) -> None:
-    assert {t["tag"] for r in rows if r["tags"] for t in r["tags"]} == {"CAP", "PUNCT", "X"}
-    assert sum(len(r["spans"]["sc"]) for r in rows if r["spans"]) > len(rows) // 2
 
 
 def test_spacys_tagger_and_spancat_fill_tags_and_spans(tagger_spancat_pipeline, tmp_path):

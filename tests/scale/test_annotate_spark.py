@@ -7,8 +7,7 @@ import pytest
 
 from spacy_xlmr.scale.annotate import Annotator, map_in_pandas, spark_schema
 
-from .util import save_ner_pipeline
-from .test_annotate import shipped_sentences
+from .util import save_ner_pipeline, shipped_sentences
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark isn't installed (pip install pyspark)")
 pytestmark = [

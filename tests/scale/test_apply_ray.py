@@ -11,7 +11,7 @@ import spacy
 from spacy_xlmr.scale.annotate import Annotator
 from spacy_xlmr.scale.apply import apply
 
-from .test_annotate import (
+from .util import (
     assert_rows_close, assert_tags_and_spans_predicted, kill_after_shards, multi_head_rows,
     read_jsonl_dir, shipped_sentences, tags_and_spans_rows, write_jsonl,
 )

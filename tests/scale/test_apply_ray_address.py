@@ -19,7 +19,7 @@ import pytest
 
 from spacy_xlmr.scale.apply import apply
 
-from .test_annotate import assert_rows_close, read_jsonl_dir, shipped_sentences, write_jsonl
+from .util import assert_rows_close, read_jsonl_dir, shipped_sentences, write_jsonl
 
 # Before Ray is imported (see init_ray): loopback addresses, no usage stats.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
