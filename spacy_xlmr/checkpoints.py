@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Union
 
+from .errors import Errors
+
 if TYPE_CHECKING:
     import torch
 
@@ -41,10 +43,7 @@ def shipped_texts(text_dir: Union[str, Path] = DEFAULT_TEXT_DIR) -> Iterable[str
     """Yield the lines of every ``*.txt`` file in ``text_dir``."""
     paths = sorted(Path(text_dir).glob("*.txt"))
     if not paths:
-        raise FileNotFoundError(
-            f"No *.txt files in {text_dir}. Pass a directory of plain-text "
-            "files (one sentence per line) to train the tokenizer on."
-        )
+        raise FileNotFoundError(Errors.NO_TEXT_FILES.format(text_dir=text_dir))
     for path in paths:
         with path.open(encoding="utf8") as file_:
             for line in file_:
@@ -75,7 +74,7 @@ def build_checkpoint(
     from .hf import quiet_transformers
 
     if size not in SIZES:
-        raise ValueError(f"Unknown size '{size}'. Choose one of: {', '.join(SIZES)}.")
+        raise ValueError(Errors.UNKNOWN_SIZE.format(size=size, choices=", ".join(SIZES)))
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model_file = io.BytesIO()

@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from .checkpoints import DEFAULT_TEXT_DIR, SIZES, build_checkpoint, shipped_texts
+from .errors import Errors
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
@@ -129,7 +130,9 @@ def evaluate_cli(
     reader = readers.get(data_path.suffix, Corpus)(data_path)
     examples = list(reader(nlp))
     if not examples:
-        raise typer.BadParameter(f"No examples in {data_path}.", param_hint="data_path")
+        raise typer.BadParameter(
+            Errors.NO_EXAMPLES.format(path=data_path), param_hint="data_path"
+        )
     scores = nlp.evaluate(examples)
     for name, value in scores.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, Errors
 
 SUPPORTED_MODEL_TYPES = ("xlm-roberta",)
 PathOrName = Union[str, Path]
@@ -34,23 +34,12 @@ def _not_found(name: PathOrName, err: Exception) -> CheckpointError:
     # Hub names are "model" or "owner/model"; anything else is a path.
     looks_like_path = str(name).startswith((".", "/", "~")) or str(name).count("/") > 1
     if path.exists() or looks_like_path or "\\" in str(name):
-        return CheckpointError(
-            f"Could not load an XLM-R checkpoint from the directory '{name}': {err}\n"
-            "The directory must hold what `save_pretrained` writes: config.json, "
-            "model.safetensors (or pytorch_model.bin) and the tokenizer files "
-            "(tokenizer.json or sentencepiece.bpe.model)."
-        )
+        return CheckpointError(Errors.CHECKPOINT_DIR_UNLOADABLE.format(name=name, error=err))
     return CheckpointError(
-        f"Could not load '{name}': there is no such local directory (relative "
-        f"to {Path.cwd()}) and the Hugging Face Hub could not provide it "
-        f"({type(err).__name__}: {err}).\n"
-        "If it is a hub model and this machine is offline, download it where "
-        "there is network (`huggingface-cli download "
-        f"{name} --local-dir ./{Path(str(name)).name}`), copy the directory here "
-        f"and set the component's `name` to its path, e.g. "
-        f"`name = \"./{Path(str(name)).name}\"`. If it is a directory you meant "
-        "to build, e.g. a tiny test encoder: `spacy-xlmr build-checkpoint "
-        f"{name}`."
+        Errors.CHECKPOINT_NOT_FOUND.format(
+            name=name, cwd=Path.cwd(), error_type=type(err).__name__, error=err,
+            dir_name=path.name,
+        )
     )
 
 
@@ -68,13 +57,7 @@ def _unsafe_pickle(name: PathOrName, err: BaseException) -> Optional[CheckpointE
 def _unsafe_pickle_error(name: PathOrName) -> CheckpointError:
     """The error for a weights file in ``name`` that ``torch.load(weights_only=True)``
     refused."""
-    return CheckpointError(
-        f"A weights file in '{name}' pickles objects other than tensors, so it "
-        "was refused without being loaded (unpickling it could run code). If "
-        "you trust its source, load it with transformers and save it again as "
-        "safetensors (`save_pretrained(dir, safe_serialization=True)`); then "
-        "use that directory."
-    )
+    return CheckpointError(Errors.UNSAFE_PICKLE.format(name=name))
 
 
 _quiet_lock = threading.Lock()
@@ -129,10 +112,10 @@ def load_config(name: PathOrName):
         raise _not_found(name, err) from err
     if config.model_type not in SUPPORTED_MODEL_TYPES:
         raise CheckpointError(
-            f"'{name}' is a '{config.model_type}' checkpoint, not XLM-RoBERTa. "
-            "spacy-xlmr components need an XLM-R model (model_type "
-            f"{' or '.join(SUPPORTED_MODEL_TYPES)}), e.g. 'xlm-roberta-base' "
-            "or a directory saved from XLMRobertaModel / XLMRobertaFor*."
+            Errors.NOT_XLMR_CHECKPOINT.format(
+                name=name, model_type=config.model_type,
+                supported=" or ".join(SUPPORTED_MODEL_TYPES),
+            )
         )
     return config
 
@@ -159,11 +142,7 @@ def load_tokenizer(name: PathOrName):
     except (OSError, ValueError) as err:
         raise _not_found(name, err) from err
     if not tokenizer.is_fast:
-        raise CheckpointError(
-            f"'{name}' has no fast tokenizer and it could not be converted. "
-            "Install `sentencepiece` and `protobuf`, or save the checkpoint "
-            "with a tokenizer.json."
-        )
+        raise CheckpointError(Errors.NO_FAST_TOKENIZER.format(name=name))
     if set(tokenizer.get_vocab()) <= set(tokenizer.all_special_tokens):
         raise _no_vocabulary(
             name, f"its tokenizer has only the {len(tokenizer)} special tokens "
@@ -175,10 +154,7 @@ def load_tokenizer(name: PathOrName):
 def _no_vocabulary(name: PathOrName, what: str) -> CheckpointError:
     """The error for a checkpoint whose tokenizer has no vocabulary."""
     return CheckpointError(
-        f"'{name}' has no tokenizer vocabulary: {what}. Without one, every "
-        f"word would be encoded as <unk>. Add {' or '.join(VOCABULARY_FILES)} "
-        "of the model it was trained from (e.g. save its tokenizer there with "
-        "save_pretrained)."
+        Errors.NO_VOCABULARY.format(name=name, what=what, files=" or ".join(VOCABULARY_FILES))
     )
 
 
@@ -254,9 +230,7 @@ def load_encoder(name: PathOrName, config=None, *, strict: bool = True):
         if unsafe is not None:
             raise unsafe from err
         raise CheckpointError(
-            f"The weights in '{name}' could not be read ({type(err).__name__}: "
-            f"{err}). The file is damaged or incomplete: save the checkpoint "
-            "again with save_pretrained, or download it again."
+            Errors.WEIGHTS_UNREADABLE.format(name=name, error_type=type(err).__name__, error=err)
         ) from err
     missing = sorted(info["missing_keys"])
     unexpected = sorted(
@@ -269,11 +243,7 @@ def load_encoder(name: PathOrName, config=None, *, strict: bool = True):
         if unexpected:
             problems.append(f"unknown to XLMRobertaModel: {_some(unexpected)}")
         raise CheckpointError(
-            f"The weights in '{name}' don't match the encoder ({'; '.join(problems)}). "
-            "Loading them would leave the missing weights random. The file is "
-            "incomplete or from another model: save the checkpoint or pipeline "
-            "again, or copy it again. To load only the matching weights on "
-            "purpose, call spacy_xlmr.hf.load_encoder(path, strict=False)."
+            Errors.WEIGHTS_MISMATCH.format(name=name, problems="; ".join(problems))
         )
     return transformer
 
@@ -324,8 +294,9 @@ def check_head_class(name: PathOrName, task: str, component: str) -> None:
             "(leave hf_checkpoint unset and use the checkpoint as the encoder)"
         )
     raise CheckpointError(
-        f"[{component}] '{name}' is a {found} checkpoint, but this component "
-        f"imports {expected} heads: {fix}."
+        Errors.WRONG_HEAD_CLASS.format(
+            component=component, name=name, found=found, expected=expected, fix=fix
+        )
     )
 
 
@@ -359,10 +330,7 @@ def load_head_state_dict(
     head = {key: value for key, value in state.items() if key.startswith(prefixes)}
     if not head:
         raise CheckpointError(
-            f"'{name}' holds no weights for this head (no keys starting with "
-            f"{', '.join(prefixes)}): it isn't a checkpoint fine-tuned for this "
-            "component's task. Give one saved from the matching XLMRobertaFor* "
-            "class, or leave hf_checkpoint unset to train the head."
+            Errors.NO_HEAD_WEIGHTS.format(name=name, prefixes=", ".join(prefixes))
         )
     return head
 
@@ -391,17 +359,17 @@ def checkpoint_labels(name: PathOrName, component: str) -> List[str]:
         id2label = {int(i): str(label) for i, label in load_config(name).id2label.items()}
     except (TypeError, ValueError) as err:
         raise CheckpointError(
-            f"[{component}] The id2label of '{name}' (config.json) has an id that "
-            f"isn't a number ({err}). Its keys must be the output ids 0, 1, 2, …"
+            Errors.ID2LABEL_ID_NOT_A_NUMBER.format(component=component, name=name, error=err)
         ) from err
     expected = set(range(len(id2label)))
     if set(id2label) != expected:
         raise CheckpointError(
-            f"[{component}] The id2label of '{name}' (config.json) must number its "
-            f"{len(id2label)} outputs 0 … {len(id2label) - 1}, but "
-            f"{_some([str(i) for i in sorted(expected - set(id2label))])} missing and "
-            f"{_some([str(i) for i in sorted(set(id2label) - expected)])} extra. "
-            "Fix id2label (and label2id) in its config.json."
+            Errors.ID2LABEL_IDS_NOT_CONSECUTIVE.format(
+                component=component, name=name, n_outputs=len(id2label),
+                last=len(id2label) - 1,
+                missing=_some([str(i) for i in sorted(expected - set(id2label))]),
+                extra=_some([str(i) for i in sorted(set(id2label) - expected)]),
+            )
         )
     labels = [id2label[i] for i in range(len(id2label))]
     repeated = {label: [i for i, other in enumerate(labels) if other == label]
@@ -409,9 +377,7 @@ def checkpoint_labels(name: PathOrName, component: str) -> List[str]:
     if repeated:
         listed = "; ".join(f"'{label}' for outputs {ids}" for label, ids in repeated.items())
         raise CheckpointError(
-            f"[{component}] The id2label of '{name}' (config.json) gives a label to "
-            f"more than one output ({listed}): their scores would be merged. Give "
-            "each output its own label in id2label (and label2id)."
+            Errors.ID2LABEL_REPEATED_LABEL.format(component=component, name=name, listed=listed)
         )
     return labels
 

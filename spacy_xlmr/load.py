@@ -5,6 +5,7 @@ import spacy
 from spacy.language import Language
 
 from . import hf
+from .errors import Errors
 from .pipeline.textcat import MULTI_LABEL_PROBLEM
 
 
@@ -26,7 +27,7 @@ def from_huggingface(
     encoder_config (dict): Settings for the encoder model (e.g. ``{"stride": 256}``).
     """
     if task not in hf.HEAD_TASKS:
-        raise ValueError(f"Unknown task '{task}'. Supported: {', '.join(hf.HEAD_TASKS)}.")
+        raise ValueError(Errors.UNKNOWN_TASK.format(task=task, choices=", ".join(hf.HEAD_TASKS)))
     factory, name = hf.HEAD_TASKS[task].factory, hf.HEAD_TASKS[task].component
     config = dict(config or {})
     if task == "text-classification":

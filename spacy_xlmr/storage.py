@@ -104,7 +104,7 @@ def read_cfg(path: Path) -> Dict[str, Any]:
     """A component's ``cfg`` file: a JSON object."""
     cfg = srsly.read_json(path)
     if not isinstance(cfg, dict):
-        raise ValueError(f"expected a JSON object, found {type(cfg).__name__}")
+        raise ValueError(Errors.CFG_NOT_AN_OBJECT.format(type_name=type(cfg).__name__))
     return cfg
 
 

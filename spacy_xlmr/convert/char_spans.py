@@ -15,6 +15,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from ..errors import Errors
 from .output import write_docbin
 from .stats import ConversionStats
 from .text_files import open_text
@@ -40,37 +41,41 @@ def _check_item(item: Any, where: str) -> Tuple[str, List[_Entity]]:
     """Return an item's text and ``(start, end, type)`` entities, raising
     ValueError naming ``where`` if anything is malformed."""
     if not isinstance(item, dict):
-        raise ValueError(f"{where}: expected an object, got {type(item).__name__}")
+        raise ValueError(
+            Errors.JSON_NOT_AN_OBJECT.format(where=where, type_name=type(item).__name__)
+        )
     text = item.get("text")
     if not isinstance(text, str):
-        raise ValueError(f"{where}: 'text' must be a string, got {text!r}")
+        raise ValueError(Errors.CHAR_SPANS_TEXT_NOT_A_STRING.format(where=where, text=text))
     raw_entities = item.get("entities")
     if not isinstance(raw_entities, list):
-        raise ValueError(f"{where}: 'entities' must be a list, got {raw_entities!r}")
+        raise ValueError(
+            Errors.CHAR_SPANS_ENTITIES_NOT_A_LIST.format(where=where, entities=raw_entities)
+        )
     entities: List[_Entity] = []
     for j, entity in enumerate(raw_entities):
         ent_where = f"{where}, entity {j}"
         if not isinstance(entity, dict):
-            raise ValueError(f"{ent_where}: expected an object, got {entity!r}")
+            raise ValueError(
+                Errors.CHAR_SPANS_ENTITY_NOT_AN_OBJECT.format(where=ent_where, entity=entity)
+            )
         span, name, label = entity.get("span"), entity.get("name"), entity.get("type")
         if not (isinstance(span, list) and len(span) == 2 and all(map(_is_int, span))):
-            raise ValueError(
-                f"{ent_where}: 'span' must be [start, end] integers, got {span!r}"
-            )
+            raise ValueError(Errors.CHAR_SPANS_BAD_SPAN.format(where=ent_where, span=span))
         if not (isinstance(label, str) and label):
-            raise ValueError(
-                f"{ent_where}: 'type' must be a non-empty string, got {label!r}"
-            )
+            raise ValueError(Errors.CHAR_SPANS_BAD_TYPE.format(where=ent_where, label=label))
         start, end = span
         if not 0 <= start < end <= len(text):
             raise ValueError(
-                f"{ent_where}: span {span} out of range for a text of "
-                f"{len(text)} characters"
+                Errors.CHAR_SPANS_SPAN_OUT_OF_RANGE.format(
+                    where=ent_where, span=span, n_chars=len(text)
+                )
             )
         if text[start:end] != name:
             raise ValueError(
-                f"{ent_where}: text at span {span} is {text[start:end]!r}, "
-                f"but 'name' is {name!r}"
+                Errors.CHAR_SPANS_NAME_MISMATCH.format(
+                    where=ent_where, span=span, found=text[start:end], name=name
+                )
             )
         entities.append((start, end, label))
     return text, entities
@@ -143,10 +148,10 @@ def read_char_span_json(
         try:
             items = json.load(file_)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: invalid JSON: {err}") from err
+            raise ValueError(Errors.INVALID_JSON.format(path=path, error=err)) from err
     if not isinstance(items, list):
         raise ValueError(
-            f"{path}: expected a JSON list of items, got {type(items).__name__}"
+            Errors.CHAR_SPANS_NOT_A_LIST.format(path=path, type_name=type(items).__name__)
         )
     for i, item in enumerate(itertools.islice(items, limit)):
         curid = item.get("curid") if isinstance(item, dict) else None

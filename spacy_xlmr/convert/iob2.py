@@ -16,6 +16,7 @@ from spacy.tokens import Doc
 from spacy.training.iob_utils import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
 
+from ..errors import Errors
 from .output import write_docbin
 from .stats import ConversionStats
 from .text_files import open_text
@@ -51,30 +52,28 @@ def _read_sentences(path: Path) -> Iterator[_Sentence]:
             in_block = True
             if line.startswith("#"):
                 if words:
-                    raise ValueError(
-                        f"{where}: comment line inside a sentence: {line!r}"
-                    )
+                    raise ValueError(Errors.IOB2_COMMENT_IN_SENTENCE.format(where=where, line=line))
                 if line.startswith(TEXT_PREFIX):
                     text = line[len(TEXT_PREFIX):]
                 continue
             columns = line.split("\t")
             if len(columns) != N_COLUMNS:
                 raise ValueError(
-                    f"{where}: expected {N_COLUMNS} tab-separated columns "
-                    f"(id, token, tag, -, annotator), got {len(columns)}: {line!r}"
+                    Errors.IOB2_COLUMN_COUNT.format(
+                        where=where, n_columns=N_COLUMNS, n_found=len(columns), line=line
+                    )
                 )
             token_id, word, tag = columns[:3]
             if token_id != str(len(words) + 1):
                 raise ValueError(
-                    f"{where}: expected token id {len(words) + 1}, got {token_id!r}"
+                    Errors.IOB2_BAD_TOKEN_ID.format(
+                        where=where, expected=len(words) + 1, token_id=token_id
+                    )
                 )
             if not word:
-                raise ValueError(f"{where}: empty token")
+                raise ValueError(Errors.IOB2_EMPTY_TOKEN.format(where=where))
             if not _VALID_TAG.fullmatch(tag):
-                raise ValueError(
-                    f"{where}: invalid IOB2 tag {tag!r} "
-                    "(expected O, B-<label> or I-<label>)"
-                )
+                raise ValueError(Errors.IOB2_BAD_TAG.format(where=where, tag=tag))
             words.append(word)
             tags.append(tag)
     if in_block:
@@ -178,7 +177,7 @@ def read_iob2(
     lines.
     """
     if n_sents < 1:
-        raise ValueError(f"n_sents must be at least 1, got {n_sents}")
+        raise ValueError(Errors.IOB2_N_SENTS.format(n_sents=n_sents))
     stats = ConversionStats() if stats is None else stats
     sentences = _nonempty(_read_sentences(Path(path)), stats)
     sentences = itertools.islice(sentences, limit)

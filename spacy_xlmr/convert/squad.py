@@ -17,6 +17,7 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from ..errors import Errors
 from ..qa.data import EXTENSION, Answer, Question
 from .output import write_docbin
 from .stats import ConversionStats
@@ -51,10 +52,14 @@ def _get(obj: Any, key: str, kind: type, where: str) -> Any:
     """``obj[key]``, raising ValueError naming ``where`` unless ``obj`` is a
     dict and the value is a ``kind``."""
     if not isinstance(obj, dict):
-        raise ValueError(f"{where}: expected an object, got {type(obj).__name__}")
+        raise ValueError(
+            Errors.JSON_NOT_AN_OBJECT.format(where=where, type_name=type(obj).__name__)
+        )
     value = obj.get(key)
     if not isinstance(value, kind):
-        raise ValueError(f"{where}: {key!r} must be a {kind.__name__}, got {value!r}")
+        raise ValueError(
+            Errors.SQUAD_WRONG_TYPE.format(where=where, key=key, kind=kind.__name__, value=value)
+        )
     return value
 
 
@@ -84,7 +89,7 @@ def _read_answer(
     text = _get(answer, "text", str, where)
     start = answer.get("answer_start")
     if not _is_int(start):
-        raise ValueError(f"{where}: 'answer_start' must be an integer, got {start!r}")
+        raise ValueError(Errors.QA_ANSWER_START_NOT_AN_INT.format(where=where, start=start))
     if not text.strip():
         stats.skipped[EMPTY_ANSWER] += 1
         return None
@@ -110,7 +115,9 @@ def _read_question(
     raw_answers = _get(qa, "answers", list, where)
     impossible = qa.get("is_impossible", False)
     if not isinstance(impossible, bool):
-        raise ValueError(f"{where}: 'is_impossible' must be a bool, got {impossible!r}")
+        raise ValueError(
+            Errors.QA_IMPOSSIBLE_NOT_A_BOOL.format(where=where, impossible=impossible)
+        )
     if qid in seen_ids:
         stats.skipped[DUPLICATE_ID] += 1
         return None
@@ -138,7 +145,7 @@ def _paragraph_docs(path: Path, nlp: Language, stats: ConversionStats) -> Iterat
         try:
             squad = json.load(file_)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: invalid JSON: {err}") from err
+            raise ValueError(Errors.INVALID_JSON.format(path=path, error=err)) from err
     seen_ids: Set[str] = set()
     for i, article in enumerate(_get(squad, "data", list, str(path))):
         where = f"{path}: data[{i}]"
@@ -199,7 +206,7 @@ def read_squad(
     raises ValueError naming the file and the item.
     """
     if limit is not None and limit < 0:
-        raise ValueError(f"limit must be at least 0, got {limit}")
+        raise ValueError(Errors.LIMIT_NEGATIVE.format(limit=limit))
     nlp = spacy.blank(nlp_or_lang) if isinstance(nlp_or_lang, str) else nlp_or_lang
     stats = ConversionStats() if stats is None else stats
     return itertools.islice(_paragraph_docs(Path(path), nlp, stats), limit)

@@ -4,6 +4,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator, Optional
 
+from ..errors import Errors
+
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
@@ -20,7 +22,10 @@ def open_text(path: Path, newline: Optional[str] = None) -> Iterator[IO[str]]:
                 utf16 = raw.read(2) in UTF16_BOMS
             found = "UTF-16 text" if utf16 else f"not UTF-8 (byte {err.start}: {err.reason})"
             raise ValueError(
-                f"{path}: {found}. The converters read UTF-8; re-encode the file, "
-                f"e.g. iconv -f {'UTF-16' if utf16 else 'LATIN1'} -t UTF-8 "
-                f"'{path}' > '{path.with_suffix('.utf8' + path.suffix)}'"
+                Errors.NOT_UTF8.format(
+                    path=path,
+                    found=found,
+                    encoding="UTF-16" if utf16 else "LATIN1",
+                    utf8_path=path.with_suffix(".utf8" + path.suffix),
+                )
             ) from err

@@ -31,6 +31,7 @@ from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
+from ..errors import Errors
 from .output import write_docbin
 from .stats import ConversionStats
 from .text_files import open_text
@@ -79,10 +80,7 @@ def detect_textcat_format(path: Union[str, Path]) -> str:
         if first.lstrip().startswith("{"):
             return "jsonl"
         if first.lstrip().startswith("["):
-            raise ValueError(
-                f"{path}:1: a JSON array is not supported: write one JSON object "
-                "per line (JSONL)"
-            )
+            raise ValueError(Errors.TEXTCAT_JSON_ARRAY.format(path=path))
     if suffix == ".tsv" or (suffix != ".csv" and "\t" in first):
         header = next(csv.reader([first], delimiter="\t"), [])
         return "sib200" if header == SIB200_HEADER else "tsv"
@@ -101,7 +99,11 @@ def read_labels(path: Union[str, Path]) -> List[str]:
             if not label.strip():
                 continue
             if label in labels:
-                raise ValueError(f"{path}:{line_no}: duplicate label {label!r}")
+                raise ValueError(
+                    Errors.TEXTCAT_LABELS_FILE_DUPLICATE.format(
+                        path=path, line_no=line_no, label=label
+                    )
+                )
             labels.append(label)
     return labels
 
@@ -116,12 +118,13 @@ def _read_table(
         try:
             header = next(reader, None)
             if header is None:
-                raise ValueError(f"{path}:1: empty file, expected a header line")
+                raise ValueError(Errors.TEXTCAT_EMPTY_TABLE.format(path=path))
             missing = [c for c in (text_column, label_column) if c not in header]
             if missing:
                 raise ValueError(
-                    f"{path}:1: missing column(s) {', '.join(map(repr, missing))}; "
-                    f"the header has {header}"
+                    Errors.TEXTCAT_MISSING_COLUMNS.format(
+                        path=path, missing=", ".join(map(repr, missing)), header=header
+                    )
                 )
             text_i, label_i = header.index(text_column), header.index(label_column)
             while True:
@@ -135,18 +138,26 @@ def _read_table(
                     continue
                 if len(row) != len(header):
                     raise ValueError(
-                        f"{where}: expected {len(header)} {_delimiter_name(delimiter)}"
-                        f"-separated columns, got {len(row)}"
+                        Errors.TEXTCAT_COLUMN_COUNT.format(
+                            where=where,
+                            n_columns=len(header),
+                            delimiter_name=_delimiter_name(delimiter),
+                            n_found=len(row),
+                        )
                     )
                 text, label = row[text_i], row[label_i]
                 if not text.strip():
                     yield _Example(line_no, skip="empty text")
                     continue
                 if not label.strip():
-                    raise ValueError(f"{where}: empty label in column {label_column!r}")
+                    raise ValueError(
+                        Errors.TEXTCAT_EMPTY_LABEL.format(where=where, label_column=label_column)
+                    )
                 yield _Example(line_no, text, {label: 1.0})
         except csv.Error as err:
-            raise ValueError(f"{path}:{line_no}: malformed CSV: {err}") from err
+            raise ValueError(
+                Errors.TEXTCAT_MALFORMED_CSV.format(path=path, line_no=line_no, error=err)
+            ) from err
 
 
 def _delimiter_name(delimiter: str) -> str:
@@ -155,7 +166,7 @@ def _delimiter_name(delimiter: str) -> str:
 
 def _check_label(label: Any, where: str, key: str) -> str:
     if not isinstance(label, str) or not label.strip():
-        raise ValueError(f"{where}: {key!r} must hold non-empty strings, got {label!r}")
+        raise ValueError(Errors.TEXTCAT_BAD_LABEL.format(where=where, key=key, label=label))
     return label
 
 
@@ -167,27 +178,26 @@ def _json_cats(obj: Dict[str, Any], key: str, where: str) -> Dict[str, float]:
     if key == "labels":
         if not isinstance(value, list):
             raise ValueError(
-                f"{where}: 'labels' must be a list of strings, got {type(value).__name__}"
+                Errors.TEXTCAT_LABELS_NOT_A_LIST.format(where=where, type_name=type(value).__name__)
             )
         labels = [_check_label(label, where, key) for label in value]
         if len(set(labels)) != len(labels):
-            raise ValueError(f"{where}: duplicate label in 'labels': {labels}")
+            raise ValueError(Errors.TEXTCAT_DUPLICATE_LABEL.format(where=where, labels=labels))
         return dict.fromkeys(labels, 1.0)
     if not isinstance(value, dict):
         raise ValueError(
-            f"{where}: 'cats' must be an object of label: number, "
-            f"got {type(value).__name__}"
+            Errors.TEXTCAT_CATS_NOT_AN_OBJECT.format(where=where, type_name=type(value).__name__)
         )
     cats: Dict[str, float] = {}
     for label, score in value.items():
         _check_label(label, where, key)
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise ValueError(
-                f"{where}: non-numeric cats value for {label!r}: {score!r}"
+                Errors.TEXTCAT_CATS_NOT_A_NUMBER.format(where=where, label=label, score=score)
             )
         if not (math.isfinite(score) and 0.0 <= score <= 1.0):
             raise ValueError(
-                f"{where}: cats value for {label!r} must be between 0 and 1, got {score!r}"
+                Errors.TEXTCAT_CATS_OUT_OF_RANGE.format(where=where, label=label, score=score)
             )
         cats[label] = float(score)
     return cats
@@ -205,24 +215,31 @@ def _read_jsonl(path: Path, text_key: str) -> Iterator[_Example]:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(
-                    f"{where}: invalid JSON: {err.msg} (column {err.colno})"
+                    Errors.TEXTCAT_INVALID_JSON_LINE.format(
+                        where=where, message=err.msg, column=err.colno
+                    )
                 ) from err
             if not isinstance(obj, dict):
                 raise ValueError(
-                    f"{where}: expected a JSON object, got {type(obj).__name__}"
+                    Errors.TEXTCAT_LINE_NOT_AN_OBJECT.format(
+                        where=where, type_name=type(obj).__name__
+                    )
                 )
             if text_key not in obj:
-                raise ValueError(f"{where}: missing key {text_key!r}")
+                raise ValueError(
+                    Errors.TEXTCAT_MISSING_TEXT_KEY.format(where=where, text_key=text_key)
+                )
             text = obj[text_key]
             if not isinstance(text, str):
                 raise ValueError(
-                    f"{where}: {text_key!r} must be a string, got {type(text).__name__}"
+                    Errors.TEXTCAT_TEXT_NOT_A_STRING.format(
+                        where=where, text_key=text_key, type_name=type(text).__name__
+                    )
                 )
             keys = [key for key in _JSON_LABEL_KEYS if key in obj]
             if len(keys) != 1:
                 raise ValueError(
-                    f"{where}: expected exactly one of 'cats', 'label', 'labels', "
-                    f"got {keys if keys else 'none'}"
+                    Errors.TEXTCAT_LABEL_KEYS.format(where=where, keys=keys if keys else "none")
                 )
             cats = _json_cats(obj, keys[0], where)
             if not text.strip():
@@ -235,16 +252,16 @@ def _label_set(labels: Optional[Iterable[str]]) -> Optional[List[str]]:
     if labels is None:
         return None
     if isinstance(labels, str):
-        raise TypeError("labels must be a list of labels, not a string")
+        raise TypeError(Errors.TEXTCAT_LABELS_IS_A_STRING)
     label_list = list(labels)
     if not label_list:
-        raise ValueError("labels is empty")
+        raise ValueError(Errors.TEXTCAT_LABELS_EMPTY)
     for label in label_list:
         if not isinstance(label, str) or not label.strip():
-            raise ValueError(f"labels must be non-empty strings, got {label!r}")
+            raise ValueError(Errors.TEXTCAT_LABELS_NOT_STRINGS.format(label=label))
     duplicates = sorted({label for label in label_list if label_list.count(label) > 1})
     if duplicates:
-        raise ValueError(f"duplicate labels: {duplicates}")
+        raise ValueError(Errors.TEXTCAT_LABELS_DUPLICATES.format(duplicates=duplicates))
     return label_list
 
 
@@ -255,7 +272,7 @@ def _doc_maker(nlp_or_vocab: Union[Language, Vocab]) -> Callable[[str], Doc]:
         # A tokenizer without rules splits on whitespace only.
         return Tokenizer(nlp_or_vocab)
     raise TypeError(
-        f"expected a spaCy Language or Vocab, got {type(nlp_or_vocab).__name__}"
+        Errors.TEXTCAT_NOT_NLP_OR_VOCAB.format(type_name=type(nlp_or_vocab).__name__)
     )
 
 
@@ -275,8 +292,12 @@ def _docs(
         unknown = [label for label in example.cats if label not in label_set]
         if unknown:
             raise ValueError(
-                f"{path}:{example.line}: label(s) {', '.join(map(repr, unknown))} "
-                f"not in the label set {list(labels)}"
+                Errors.TEXTCAT_UNKNOWN_LABELS.format(
+                    path=path,
+                    line_no=example.line,
+                    unknown=", ".join(map(repr, unknown)),
+                    labels=list(labels),
+                )
             )
         doc = make_doc(example.text)
         doc.cats = {label: example.cats.get(label, 0.0) for label in labels}
@@ -323,17 +344,16 @@ def read_textcat(
     path = Path(path)
     fmt = detect_textcat_format(path) if format is None else format
     if fmt not in TEXTCAT_FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {TEXTCAT_FORMATS}")
+        raise ValueError(
+            Errors.TEXTCAT_UNKNOWN_FORMAT.format(fmt=fmt, formats=TEXTCAT_FORMATS)
+        )
     if limit is not None and limit < 0:
-        raise ValueError(f"limit must be at least 0, got {limit}")
+        raise ValueError(Errors.LIMIT_NEGATIVE.format(limit=limit))
     label_list = _label_set(labels)
     make_doc = _doc_maker(nlp_or_vocab)
     if fmt == "jsonl":
         if label_column is not None:
-            raise ValueError(
-                "label_column does not apply to JSONL, whose labels are under "
-                "'cats', 'label' or 'labels'"
-            )
+            raise ValueError(Errors.TEXTCAT_LABEL_COLUMN_FOR_JSONL)
         examples: Iterable[_Example] = _read_jsonl(path, text_column or "text")
     else:
         delimiter, default_text, default_label = _TABLES[fmt]

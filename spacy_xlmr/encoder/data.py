@@ -26,6 +26,8 @@ from thinc.types import Floats2d, Floats3d, FloatsXd, Ints1d, Ints2d, Ragged
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
+from ..errors import Errors
+
 # The Doc extension that holds each doc's encoder output.
 TRF_DATA = "trf_data"
 # The name of the encoder component whose output is in doc._.trf_data, and
@@ -83,7 +85,7 @@ class XLMRTransformerData:
     @property
     def width(self) -> int:
         if "last_hidden_state" not in self.model_output:
-            raise ValueError("This encoder output has no hidden states (an empty doc).")
+            raise ValueError(Errors.NO_HIDDEN_STATES)
         return int(self.model_output["last_hidden_state"].shape[-1])
 
     def to_dict(self) -> Dict[str, Any]:

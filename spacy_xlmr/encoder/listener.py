@@ -115,10 +115,7 @@ class XLMRListener(Model):
         """Refuse a batch other than the one the encoder sent."""
         batch_id = self.get_batch_id(docs)
         if batch_id != self._batch_id:
-            raise ValueError(
-                "The listener was called on other docs than the encoder "
-                f"component sent it (batch id {batch_id} vs {self._batch_id})."
-            )
+            raise ValueError(Errors.OTHER_BATCH.format(batch_id=batch_id, sent=self._batch_id))
 
 
 def _listener_init(model: XLMRListener, X: Optional[List[Doc]] = None, Y=None) -> None:
@@ -165,14 +162,9 @@ def _check_origin(model: XLMRListener) -> None:
         (name for name, listeners in linked.listener_map.items() if model in listeners), "?"
     )
     raise ValueError(
-        f"[{component}] This component listens to the encoder of the "
-        f"pipeline it comes from, not to '{linked.name}' here: it would run on "
-        "other weights than it was trained with. Source the encoder too, before "
-        f'it (nlp.add_pipe("{linked.name}", source=other_nlp), or [components.'
-        f"{linked.name}] source = ... in a config), or give the component its own "
-        f'copy of the encoder first: other_nlp.replace_listeners("{origin.name}", '
-        f'"{component}", ["model.tok2vec"]) (in a config: '
-        'replace_listeners = ["model.tok2vec"] next to source).'
+        Errors.LISTENS_TO_SOURCE_ENCODER.format(
+            component=component, encoder=linked.name, origin=origin.name
+        )
     )
 
 

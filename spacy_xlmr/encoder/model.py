@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from transformers import XLMRobertaModel
     from transformers.tokenization_utils_fast import PreTrainedTokenizerFast
 
-from ..errors import Warnings
+from ..errors import Errors, Warnings
 from .alignment import DocPieces, tokenize_docs
 from .data import TransformerData, WordpieceBatch, make_trf_data
 from .module import (
@@ -126,13 +126,13 @@ def build_encoder(
     """
     check_precision(inference_precision)
     if frozen_layers < 0:
-        raise ValueError(f"frozen_layers must be 0 or more, got {frozen_layers}.")
+        raise ValueError(Errors.FROZEN_LAYERS_NEGATIVE.format(frozen_layers=frozen_layers))
     check_window_settings(window_size, stride)
     if max_batch_pieces < window_size + 2:
         raise ValueError(
-            f"max_batch_pieces ({max_batch_pieces}) must hold at least one full "
-            f"window ({window_size + 2} positions with <s> and </s>): raise it, or "
-            "lower window_size (at most 510 for XLM-R checkpoints)."
+            Errors.BATCH_SMALLER_THAN_WINDOW.format(
+                max_batch_pieces=max_batch_pieces, positions=window_size + 2
+            )
         )
     return Model(
         "xlmr_encoder",
@@ -224,9 +224,7 @@ def freeze(model: EncoderModel, transformer: "XLMRobertaModel") -> None:
     n_frozen = model.attrs["frozen_layers"]
     if n_frozen > len(layers) or (n_frozen == len(layers) and model.attrs["freeze_embeddings"]):
         raise ValueError(
-            f"frozen_layers ({n_frozen}) leaves nothing of the encoder to train "
-            f"(it has {len(layers)} layers). To freeze the whole encoder, list its "
-            "component in [training] frozen_components (and annotating_components)."
+            Errors.NOTHING_LEFT_TO_TRAIN.format(frozen_layers=n_frozen, n_layers=len(layers))
         )
     frozen = list(layers[:n_frozen])
     if model.attrs["freeze_embeddings"]:
@@ -269,10 +267,7 @@ def encoder_from_bytes(model: EncoderModel, files: Dict[str, bytes]) -> None:
 def check_loaded(model: EncoderModel) -> None:
     """Raise an error saying how to load the weights if there are none."""
     if not is_loaded(model):
-        raise ValueError(
-            "The XLM-R encoder has no weights yet. Call nlp.initialize() to "
-            f"load '{model.attrs['name']}', or load a trained pipeline."
-        )
+        raise ValueError(Errors.ENCODER_NOT_LOADED.format(name=model.attrs["name"]))
 
 
 def forward(

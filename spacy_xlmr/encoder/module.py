@@ -21,6 +21,7 @@ import torch
 from thinc.api import Model
 
 from .. import hf
+from ..errors import Errors
 from .torch_module import wrapped_module
 
 if TYPE_CHECKING:
@@ -127,14 +128,9 @@ def check_tokenizer_fits(
     if len(beyond) > 5:
         shown += f" and {len(beyond) - 5} more"
     raise hf.CheckpointError(
-        f"[xlmr_transformer] The tokenizer of '{source}' has {n_ids} tokens, but "
-        f"the encoder's embedding matrix has {n_rows} rows: {len(beyond)} "
-        f"token(s) past the last row ({shown}) have no embedding, and a text "
-        "containing one would crash the encoder. "
-        "Tokens added with tokenizer.add_tokens() need "
-        "model.resize_token_embeddings(len(tokenizer)) (and training): resize "
-        "the embeddings and save the model and the tokenizer again with "
-        "save_pretrained, or use the tokenizer without the added tokens."
+        Errors.TOKENS_WITHOUT_EMBEDDING.format(
+            source=source, n_ids=n_ids, n_rows=n_rows, n_beyond=len(beyond), shown=shown
+        )
     )
 
 

@@ -43,6 +43,7 @@ import torch
 from thinc.api import Model, torch2xp, xp2torch
 from thinc.types import Floats3d, Ints2d
 
+from ..errors import Errors
 from .module import EncoderModule, encoder_module
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -57,8 +58,7 @@ _INT8_COPIES: "weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module]" = (
 def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise ValueError(
-            f"Unknown inference_precision '{precision}'. Choose one of: "
-            f"{', '.join(PRECISIONS)}."
+            Errors.UNKNOWN_PRECISION.format(precision=precision, choices=", ".join(PRECISIONS))
         )
 
 
@@ -86,9 +86,7 @@ def _autocast(model: Model, device: torch.device) -> ContextManager[Any]:
     precision = model.attrs["inference_precision"]
     if precision in _AUTOCAST_DTYPES:
         if precision == "fp16" and device.type != "cuda":
-            raise ValueError(
-                "inference_precision = fp16 needs a GPU; on CPU use bf16 (or int8)."
-            )
+            raise ValueError(Errors.FP16_ON_CPU)
         return torch.autocast(device.type, dtype=_AUTOCAST_DTYPES[precision])
     if model.attrs["mixed_precision"] and device.type == "cuda":
         return torch.autocast("cuda")
@@ -113,10 +111,7 @@ def quantize_int8(transformer: torch.nn.Module) -> torch.nn.Module:
     every other tensor (embeddings, LayerNorms, biases of the unquantized
     parts) is the original's, so the copy adds only the int8 weights."""
     if next(transformer.parameters()).device.type != "cpu":
-        raise ValueError(
-            "inference_precision = int8 (dynamic quantization) runs on CPU only; "
-            "on GPU use fp16 or bf16."
-        )
+        raise ValueError(Errors.INT8_ON_GPU)
     qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
     linear = _FullRangeInt8Linear if _int8_full_range() else torch.ao.nn.quantized.dynamic.Linear
     # quantize_dynamic's own copy would duplicate all the fp32 weights first

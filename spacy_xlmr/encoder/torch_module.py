@@ -8,6 +8,8 @@ from typing import Optional
 import torch
 from thinc.api import Model, PyTorchGradScaler, PyTorchShim
 
+from ..errors import Errors
+
 
 def shim_module(shim: PyTorchShim) -> Optional[torch.nn.Module]:
     """The torch module inside ``shim`` (None in an encoder not loaded yet)."""
@@ -24,7 +26,7 @@ def wrapped_module(layer: Model) -> Optional[torch.nn.Module]:
     None when it wraps none yet."""
     shims = [shim for shim in layer.shims if isinstance(shim, PyTorchShim)]
     if not shims:
-        raise ValueError(f"The layer '{layer.name}' isn't a PyTorch wrapper.")
+        raise ValueError(Errors.NOT_A_TORCH_WRAPPER.format(layer=layer.name))
     return shim_module(shims[0])
 
 
@@ -32,5 +34,5 @@ def torch_module(layer: Model) -> torch.nn.Module:
     """The torch module wrapped by ``layer``."""
     module = wrapped_module(layer)
     if module is None:
-        raise ValueError(f"The layer '{layer.name}' wraps no torch module yet.")
+        raise ValueError(Errors.NO_TORCH_MODULE_YET.format(layer=layer.name))
     return module

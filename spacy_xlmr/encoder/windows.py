@@ -26,6 +26,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy
 from thinc.types import Floats3d
 
+from ..errors import Errors
+
 Span = Tuple[int, int]
 # The default window and stride: the ratio of the stride that a suggested
 # window_size gets.
@@ -44,8 +46,9 @@ def check_window_settings(
     for option, value in (("window_size", window_size), ("stride", stride)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(
-                f"[xlmr_transformer] model.{option} = {value!r} is not an integer: "
-                f"set it to a number of pieces, e.g. {suggest_windows(most, stride)}."
+                Errors.WINDOW_SETTING_NOT_AN_INT.format(
+                    option=option, value=value, example=suggest_windows(most, stride)
+                )
             )
     if window_size < 2 or (max_window_size is not None and window_size > max_window_size):
         reason = (
@@ -55,16 +58,17 @@ def check_window_settings(
             f"but the model takes at most {most + 2}"
         )
         raise ValueError(
-            f"[xlmr_transformer] model.window_size = {window_size} is "
-            f"{'too small' if window_size < 2 else 'too large'}: {reason}. Set "
-            f"2 <= window_size <= {most}, e.g. {suggest_windows(most, stride)}."
+            Errors.WINDOW_SIZE_OUT_OF_RANGE.format(
+                window_size=window_size, too="too small" if window_size < 2 else "too large",
+                reason=reason, most=most, example=suggest_windows(most, stride),
+            )
         )
     if not 0 < stride < window_size:
         raise ValueError(
-            f"[xlmr_transformer] model.stride = {stride} is out of range: it must be "
-            f"positive and smaller than window_size = {window_size}, so that windows "
-            f"overlap. Set 1 <= stride <= {window_size - 1}, e.g. "
-            f"{suggest_windows(window_size, stride)}."
+            Errors.STRIDE_OUT_OF_RANGE.format(
+                stride=stride, window_size=window_size, most=window_size - 1,
+                example=suggest_windows(window_size, stride),
+            )
         )
 
 

@@ -24,6 +24,7 @@ from thinc.types import Floats2d, Floats3d, Ints1d
 from ..encoder.alignment import tokenize_docs
 from ..encoder.data import TransformerData, hidden_states
 from ..encoder.listener import XLMRListener, encoder_of
+from ..errors import Errors
 from ..mlm.masking import mask_pieces, mask_rows
 from .torch_head import built_layer
 
@@ -173,10 +174,7 @@ def _forward(
 ) -> Tuple[List[Floats2d], Callable]:
     """Logits at the ``<mask>`` pieces of the encoder output (prediction)."""
     if is_train:
-        raise ValueError(
-            "The masked-LM head trains on masked copies of the docs "
-            "(masked_lm_logits), not on the encoder's output of the text."
-        )
+        raise ValueError(Errors.MLM_HEAD_TRAINED_ON_TEXT)
     trf_datas, _ = model.get_ref("tok2vec")(docs, False)
     return mask_logits(model, trf_datas), lambda d_outputs: []
 

@@ -17,6 +17,7 @@ from thinc.types import Floats1d
 
 from ..encoder.data import TransformerData
 from ..encoder.listener import XLMRListener, encoder_of
+from ..errors import Errors
 from ..qa.pairs import PairWindow
 from .torch_head import torch_head
 
@@ -93,7 +94,4 @@ def qa_logits(
 
 
 def _refuse_docs(model: Model, docs, is_train: bool):
-    raise ValueError(
-        "The question-answering model reads question/context pairs: call the "
-        "xlmr_qa component (or its ask() method), not its model."
-    )
+    raise ValueError(Errors.QA_MODEL_GIVEN_DOCS)

@@ -14,6 +14,7 @@ from thinc.types import Floats2d, Ints1d
 
 from ..encoder.data import TransformerData, hidden_states, make_trf_data
 from ..encoder.listener import XLMRListener
+from ..errors import Errors
 from .torch_head import torch_head
 
 HEAD_WEIGHT_PREFIXES = ("classifier.",)
@@ -74,7 +75,9 @@ def build_sequence_classifier_v2(
     grad_factor (float): Scale of the gradient sent to the encoder.
     """
     if pooling not in POOLINGS:
-        raise ValueError(f"Unknown pooling '{pooling}'. Use one of: {', '.join(POOLINGS)}.")
+        raise ValueError(
+            Errors.UNKNOWN_POOLING.format(pooling=pooling, poolings=", ".join(POOLINGS))
+        )
     pooler = doc_pooler(pooling, grad_factor)
     head = torch_head("sequence_classification_head", dropout)
     model: Model[List[Doc], Floats2d] = chain(tok2vec, pooler, head)

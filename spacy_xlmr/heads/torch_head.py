@@ -11,6 +11,7 @@ import torch
 from thinc.api import Model, PyTorchWrapper_v2
 
 from ..encoder.torch_module import torch_module
+from ..errors import Errors
 
 
 def torch_head(name: str, dropout: float) -> Model:
@@ -30,10 +31,7 @@ def _forward(model: Model, X, is_train: bool):
 def built_layer(head: Model) -> Model:
     """The layer of a built head; an error naming the fix before it is built."""
     if not head.layers:
-        raise ValueError(
-            f"The {head.name} isn't built yet: initialize the component "
-            "(nlp.initialize()) or load a trained pipeline."
-        )
+        raise ValueError(Errors.HEAD_NOT_BUILT.format(head_name=head.name))
     return head.layers[0]
 
 
@@ -79,10 +77,6 @@ def load_head_state(head: Model, state: Dict[str, torch.Tensor]) -> None:
     expected = {name: tuple(p.shape) for name, p in module.state_dict().items()}
     got = {name: tuple(p.shape) for name, p in state.items()}
     if expected != got:
-        raise ValueError(
-            "The checkpoint's head doesn't fit this component: expected "
-            f"parameters {expected}, the checkpoint has {got}. Check that the "
-            "checkpoint was fine-tuned for this task and that the labels match."
-        )
+        raise ValueError(Errors.HEAD_STATE_MISMATCH.format(expected=expected, got=got))
     device = next(module.parameters()).device
     module.load_state_dict({name: p.to(device) for name, p in state.items()})

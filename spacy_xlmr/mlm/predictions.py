@@ -12,6 +12,7 @@ from spacy.tokens import Doc, Token
 from thinc.api import NumpyOps
 
 from ..encoder.data import TransformerData
+from ..errors import Errors, Warnings
 from .masking import MASK, mask_rows
 
 # Top-k selection runs on the CPU whatever the model's device.
@@ -36,24 +37,19 @@ def target_ids(tokenizer, targets: Sequence[str], name: str) -> numpy.ndarray:
             max_length=1, truncation=True, verbose=False,
         )["input_ids"]
         if not pieces:
-            warnings.warn(
-                f"[{name}] Target '{target}' has no pieces in the "
-                "vocabulary: ignored. Give pieces of the vocabulary as targets."
-            )
+            warnings.warn(Warnings.TARGET_NOT_IN_VOCAB.format(component=name, target=target))
             continue
         warnings.warn(
-            f"[{name}] Target '{target}' isn't a piece of the vocabulary: "
-            f"replaced by its first piece, "
-            f"'{tokenizer.convert_ids_to_tokens(pieces[0])}' (as HF's fill-mask "
-            "pipeline does). Give pieces of the vocabulary as targets "
-            "(tokenizer.tokenize(word) lists a word's pieces)."
+            Warnings.TARGET_NOT_A_PIECE.format(
+                component=name,
+                target=target,
+                piece=tokenizer.convert_ids_to_tokens(pieces[0]),
+            )
         )
         ids.append(pieces[0])
     if not ids:
         raise ValueError(
-            f"[{name}] None of the targets {list(targets)} has a piece in "
-            "the vocabulary: give pieces of the vocabulary as targets, or "
-            "leave targets unset to predict from the whole vocabulary."
+            Errors.MLM_NO_TARGET_IN_VOCAB.format(component=name, targets=list(targets))
         )
     return numpy.array(sorted(set(ids)))
 

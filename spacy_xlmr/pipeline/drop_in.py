@@ -12,6 +12,7 @@ from thinc.api import Model
 
 from ..encoder.data import SPACY_TRANSFORMERS, TransformerDataBatch
 from ..encoder.listener import XLMRListener
+from ..errors import Errors
 
 # A set_extra_annotations callback: (docs, the batch's output) -> None.
 AnnotationSetter = Callable[[List[Doc], TransformerDataBatch], None]
@@ -45,16 +46,7 @@ def check_encoder_model(model: Model, component: str) -> None:
     spacy-transformers' ``TransformerModel``), naming the settings to use."""
     if model.name == "xlmr_encoder":
         return
-    raise ValueError(
-        f"[{component}] xlmr_transformer needs the model "
-        '@architectures = "spacy-xlmr.Encoder.v1", not '
-        f"'{model.name}'. spacy-transformers' TransformerModel settings map to "
-        "it so: name -> name; get_spans (strided_spans window/stride, in "
-        "tokens) -> window_size/stride (in pieces); mixed_precision and "
-        "grad_scaler_config keep their names; tokenizer_config and "
-        "transformer_config have no equivalent (the fast tokenizer and the "
-        "checkpoint's config are always used)."
-    )
+    raise ValueError(Errors.NOT_AN_XLMR_ENCODER.format(component=component, model=model.name))
 
 
 def set_max_batch_pieces(
@@ -65,16 +57,16 @@ def set_max_batch_pieces(
     own = model.attrs["max_batch_pieces"]
     if own not in (max_batch_items, default):
         raise ValueError(
-            f"[{component}] max_batch_items ({max_batch_items}) is "
-            "spacy-transformers' name for the encoder model's max_batch_pieces, "
-            f"which the config sets to {own}: keep one of them."
+            Errors.MAX_BATCH_ITEMS_CONFLICT.format(
+                component=component, max_batch_items=max_batch_items, own=own
+            )
         )
     window = model.attrs["window_size"] + 2
     if max_batch_items < window:
         raise ValueError(
-            f"[{component}] max_batch_items ({max_batch_items}), the encoder's "
-            f"max_batch_pieces, must hold at least one full window ({window} "
-            "positions with <s> and </s>): raise it, or lower the model's window_size."
+            Errors.MAX_BATCH_ITEMS_TOO_SMALL.format(
+                component=component, max_batch_items=max_batch_items, positions=window
+            )
         )
     model.attrs["max_batch_pieces"] = max_batch_items
 

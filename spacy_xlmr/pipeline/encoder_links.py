@@ -8,6 +8,7 @@ from spacy.language import Language
 from thinc.api import Model
 
 from ..encoder.listener import LINKED_ENCODER, XLMRListener
+from ..errors import Errors
 from .drop_in import LISTENER_CLASSES
 
 if TYPE_CHECKING:
@@ -69,25 +70,21 @@ def check_upstream(
     upstream = listener.upstream_name
     if upstream != "*" and upstream not in listened:
         raise ValueError(
-            f"[{component}] Its listener's upstream is '{upstream}', but the "
-            f"pipeline has no encoder component of that name (encoders: "
-            f'{listened}). Set upstream to one of them, or to "*" for the '
-            "nearest encoder before the component."
+            Errors.NO_SUCH_UPSTREAM.format(
+                component=component, upstream=upstream, listened=listened
+            )
         )
     if upstream != "*" and upstream not in before:
         raise ValueError(
-            f"[{component}] Its listener's upstream, '{upstream}', comes after "
-            f"it in the pipeline (encoders before it: {before}). Move "
-            f"'{component}' after '{upstream}', or listen to an encoder before it."
+            Errors.UPSTREAM_AFTER_COMPONENT.format(
+                component=component, upstream=upstream, before=before
+            )
         )
     linked = linked_encoder(listener)
     if isinstance(listener, XLMRListener) or linked is None or linked.name == nearest:
         return
     raise ValueError(
-        f"[{component}] spacy-transformers' listener reads doc._.trf_data, which "
-        f"holds the output of the nearest encoder before '{component}' "
-        f"('{nearest}'), not of its upstream '{linked.name}'. Use "
-        '@architectures = "spacy-xlmr.TransformerListener.v1" (same '
-        "arguments), which reads the output of the encoder it names, or "
-        f"move '{component}' right after '{linked.name}'."
+        Errors.TRF_DATA_OF_OTHER_ENCODER.format(
+            component=component, nearest=nearest, upstream=linked.name
+        )
     )

@@ -22,6 +22,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy
 
+from ..errors import Errors
+
 SCHEMES = ("BIO", "BILUO")  # for new tag sets; "IOB1" is read from checkpoints
 DECODERS = ("viterbi", "greedy")
 Entity = Tuple[int, int, str, float]  # start token, end token, label, score
@@ -37,7 +39,7 @@ def make_tags(labels: Sequence[str], scheme: str) -> List[str]:
 def check_scheme(scheme: str) -> None:
     if scheme not in SCHEMES:
         raise ValueError(
-            f"Unknown tag scheme '{scheme}'. Use one of: {', '.join(SCHEMES)}."
+            Errors.UNKNOWN_TAG_SCHEME.format(scheme=scheme, choices=", ".join(SCHEMES))
         )
 
 
@@ -49,16 +51,9 @@ def labels_from_tags(tags: Sequence[str]) -> List[str]:
             continue
         prefix, _, label = tag.partition("-")
         if prefix in ("S", "E") and label:
-            raise ValueError(
-                f"Tag '{tag}' is from the IOBES scheme, which isn't supported: "
-                "rename S- to U- and E- to L- (the same tags in BILUO) and use "
-                'scheme = "BILUO".'
-            )
+            raise ValueError(Errors.IOBES_TAG.format(tag=tag))
         if prefix not in ("B", "I", "L", "U") or not label:
-            raise ValueError(
-                f"Unknown tag '{tag}': expected 'O' or B-/I-/L-/U- followed by "
-                "an entity label (BIO or BILUO scheme), e.g. 'B-PER'."
-            )
+            raise ValueError(Errors.UNKNOWN_TAG.format(tag=tag))
         if label not in labels:
             labels.append(label)
     return labels
@@ -132,7 +127,9 @@ def decode(
     """Entities ``(start, end, label, score)`` from per-token tag
     probabilities ``(n_tokens, n_tags)``."""
     if decoder not in DECODERS:
-        raise ValueError(f"Unknown decoder '{decoder}'. Use one of: {', '.join(DECODERS)}.")
+        raise ValueError(
+            Errors.UNKNOWN_DECODER.format(decoder=decoder, choices=", ".join(DECODERS))
+        )
     if len(probs) == 0:
         return []
     probs = numpy.asarray(probs, dtype="float64")

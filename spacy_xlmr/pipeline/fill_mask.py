@@ -32,6 +32,7 @@ from thinc.types import Floats2d, Ints1d
 from .. import hf
 from ..encoder.data import TransformerData
 from ..encoder.listener import encoder_of, maybe_encoder_of
+from ..errors import Errors
 from ..heads.masked_lm import (
     HEAD_WEIGHT_PREFIXES,
     build_head_module,
@@ -125,11 +126,10 @@ class XLMRFillMask(HeadPipe):
         scorer: Optional[Callable] = score_mlm,
     ) -> None:
         if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}.")
+            raise ValueError(Errors.TOP_K_TOO_SMALL.format(top_k=top_k))
         if not 0 < mask_probability < 1:
             raise ValueError(
-                f"mask_probability must be between 0 and 1, got {mask_probability} "
-                "(BERT and XLM-R were pretrained with 0.15)."
+                Errors.MASK_PROBABILITY_OUT_OF_RANGE.format(mask_probability=mask_probability)
             )
         super().__init__(vocab, model, name, scorer=scorer, cfg={"vocab_size": None, "eps": None})
         self.top_k = top_k
@@ -218,7 +218,7 @@ class XLMRFillMask(HeadPipe):
         self._candidate_ids(encoder.tokenizer)  # check the targets now
 
     def add_label(self, label: str) -> int:
-        raise NotImplementedError(f"[{self.name}] Fill-mask has no labels.")
+        raise NotImplementedError(Errors.FILL_MASK_NO_LABELS.format(component=self.name))
 
     def _check_loaded(self) -> None:
         """After loading, check the tokenizer of the encoder this head is
@@ -237,11 +237,7 @@ class XLMRFillMask(HeadPipe):
         else:
             return
         raise ValueError(
-            f"[{self.name}] The encoder's tokenizer {problem}, so no '{MASK}' "
-            "in a text would be predicted (every doc would get []). Save the "
-            f"tokenizer with its mask token, AutoTokenizer.from_pretrained(path, "
-            f"mask_token=\"{MASK}\").save_pretrained(path), or use the "
-            "checkpoint's original tokenizer."
+            Errors.TOKENIZER_WITHOUT_MASK.format(component=self.name, problem=problem, mask=MASK)
         )
 
     def _build_head(self, keep: bool = False) -> None:

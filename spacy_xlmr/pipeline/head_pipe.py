@@ -73,7 +73,7 @@ class HeadPipe(TrainablePipe):
         """Add a label; an initialized head grows new outputs (the others
         keep their weights)."""
         if not isinstance(label, str):
-            raise ValueError(f"Labels must be strings, got {label!r}.")
+            raise ValueError(Errors.LABEL_NOT_A_STRING.format(label=label))
         if label in self.cfg["labels"]:
             return 0
         self.cfg["labels"].append(label)
@@ -158,10 +158,7 @@ class HeadPipe(TrainablePipe):
         """Set ``cfg["labels"]`` (and what follows from them) at
         ``initialize``. Heads without labels refuse them."""
         if labels is not None:
-            raise ValueError(
-                f"[{self.name}] This component has no labels: remove labels "
-                f"from [initialize.components.{self.name}]."
-            )
+            raise ValueError(Errors.TAKES_NO_LABELS.format(component=self.name))
 
     def _checkpoint_labels_to_use(
         self, labels: Optional[Sequence[str]], checkpoint_labels: List[str], checkpoint: str
@@ -172,10 +169,10 @@ class HeadPipe(TrainablePipe):
         wanted = set(labels if labels is not None else checkpoint_labels)
         if wanted != set(checkpoint_labels) or not set(self.cfg["labels"]) <= wanted:
             raise ValueError(
-                f"[{self.name}] The labels given or added "
-                f"({sorted(wanted | set(self.cfg['labels']))}) differ from those of "
-                f"'{checkpoint}' ({sorted(checkpoint_labels)}). Leave labels "
-                "unset to use the checkpoint's."
+                Errors.LABELS_DIFFER_FROM_CHECKPOINT.format(
+                    component=self.name, labels=sorted(wanted | set(self.cfg["labels"])),
+                    checkpoint=checkpoint, checkpoint_labels=sorted(checkpoint_labels),
+                )
             )
         return list(checkpoint_labels)
 
@@ -223,17 +220,9 @@ class HeadPipe(TrainablePipe):
         merged = list(self.cfg["labels"])
         merged += [label for label in labels if label not in merged]
         if not merged and n_examples == 0:
-            raise ValueError(
-                f"[{self.name}] The training data is empty: no examples to read "
-                "the labels from. Check the training corpus ([paths.train], "
-                "[corpora.train]), or give labels in "
-                f"[initialize.components.{self.name}]."
-            )
+            raise ValueError(Errors.NO_TRAINING_DATA.format(component=self.name))
         if not merged:
-            raise ValueError(
-                f"[{self.name}] No labels: the examples have none. Give labels in "
-                f"[initialize.components.{self.name}] or add them with add_label()."
-            )
+            raise ValueError(Errors.NO_LABELS.format(component=self.name))
         return merged
 
     def _report_data_problems(
@@ -355,17 +344,7 @@ def check_encoder_not_left_out(component: str, model: Model) -> None:
         for encoder in encoders
     ):
         return
-    raise ValueError(
-        f"[{component}] This component listens to the XLM-R encoder "
-        "component 'transformer' (xlmr_transformer), but the pipeline it is "
-        "loaded into has none: the encoder was excluded "
-        '(spacy.load(..., exclude=["transformer"])) or isn\'t part of the saved '
-        "pipeline. Load the encoder too: don't exclude 'transformer' (to skip "
-        "it for a while, use disable=[...] and nlp.enable_pipe). To load "
-        f"'{component}' without it, give it its own copy of the encoder before "
-        f'saving: nlp.replace_listeners("transformer", "{component}", '
-        '["model.tok2vec"]) (the path of its listener in the component\'s config).'
-    )
+    raise ValueError(Errors.ENCODER_LEFT_OUT.format(component=component))
 
 
 def listened_width(model: Model, component: str) -> int:

@@ -18,6 +18,7 @@ from thinc.types import Floats2d
 
 from .. import hf
 from ..encoder.listener import REDUCE_FIRST
+from ..errors import Errors
 from ..heads.token_classification import HEAD_WEIGHT_PREFIXES, TokenClassificationHead
 from ..heads.losses import cross_entropy
 from ..heads.torch_head import build_head_module
@@ -104,7 +105,7 @@ class XLMRNER(HeadPipe):
         check_scheme(scheme)
         if decoder not in DECODERS:
             raise ValueError(
-                f"Unknown decoder '{decoder}'. Use one of: {', '.join(DECODERS)}."
+                Errors.UNKNOWN_DECODER.format(decoder=decoder, choices=", ".join(DECODERS))
             )
         super().__init__(vocab, model, name, scorer=scorer, cfg={"tags": []})
         # Settings, not state: they follow the config when a pipeline is loaded.
@@ -172,9 +173,7 @@ class XLMRNER(HeadPipe):
             for token, tag in zip(eg.predicted, tags):
                 if tag is not None and tag not in tag_ids:
                     raise ValueError(
-                        f"[{self.name}] Gold tag '{tag}' isn't one of this "
-                        f"component's tags. Add the label with "
-                        f"add_label('{tag[2:]}') or initialize with all labels."
+                        Errors.GOLD_TAG_UNKNOWN.format(component=self.name, tag=tag, label=tag[2:])
                     )
                 # Whitespace tokens have no pieces, hence no evidence to learn from.
                 ids.append(-1 if tag is None or token.is_space else tag_ids[tag])
@@ -202,12 +201,7 @@ class XLMRNER(HeadPipe):
         that reads each word's first piece) the tags of its ``id2label``."""
         if hf_checkpoint is not None:
             if not any(node.name == REDUCE_FIRST for node in self.model.walk()):
-                raise ValueError(
-                    f"[{self.name}] Hugging Face token-classification heads read "
-                    "each word's first piece, but this component pools pieces "
-                    f"differently. Set [components.{self.name}.model.tok2vec.pooling] "
-                    '@layers = "spacy-xlmr.reduce_first.v1" to import a checkpoint.'
-                )
+                raise ValueError(Errors.POOLING_NOT_FIRST_PIECE.format(component=self.name))
             tags = _checkpoint_tags(hf_checkpoint, self.name)
             labels = self._checkpoint_labels_to_use(labels, labels_from_tags(tags), hf_checkpoint)
         else:
@@ -245,11 +239,7 @@ class TagScores(NamedTuple):
 def _checkpoint_tags(checkpoint: str, component: str) -> List[str]:
     tags = hf.checkpoint_labels(checkpoint, component)
     if not hf.has_label_names(tags):
-        raise ValueError(
-            f"'{checkpoint}' has no entity labels (its config's id2label only "
-            "has LABEL_0, LABEL_1, ...). Import a checkpoint fine-tuned for "
-            "token classification with BIO labels such as 'B-PER'."
-        )
+        raise ValueError(Errors.NO_ENTITY_LABELS.format(checkpoint=checkpoint))
     return tags
 
 

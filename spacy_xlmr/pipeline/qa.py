@@ -37,6 +37,7 @@ from thinc.api import Config, Model
 from thinc.types import Floats1d
 
 from ..encoder.listener import encoder_of, maybe_encoder_of
+from ..errors import Errors
 from ..heads.question_answering import HEAD_WEIGHT_PREFIXES, QuestionAnsweringHead, qa_logits
 from ..heads.torch_head import build_head_module
 from ..qa.answers import answer_span, decode_answers
@@ -183,14 +184,15 @@ class XLMRQuestionAnswerer(HeadPipe):
         don't run. Strings get the ids "q0", "q1", ..."""
         if isinstance(doc_or_text, str):
             if self.make_doc is None:
-                raise ValueError(f"[{self.name}] Pass a Doc: this component has no tokenizer.")
+                raise ValueError(Errors.ASK_NEEDS_DOC.format(component=self.name))
             doc = self.make_doc(doc_or_text)
         elif isinstance(doc_or_text, Doc):
             doc = doc_or_text
         else:
             raise TypeError(
-                f"[{self.name}] ask() takes a Doc or a str to answer about, got "
-                f"{type(doc_or_text).__name__}."
+                Errors.ASK_BAD_DOC_TYPE.format(
+                    component=self.name, type_name=type(doc_or_text).__name__
+                )
             )
         if isinstance(questions, (str, dict)):
             questions = [questions]
@@ -202,8 +204,9 @@ class XLMRQuestionAnswerer(HeadPipe):
                 asked.append(dict(question))  # type: ignore[arg-type]
             else:
                 raise TypeError(
-                    f"[{self.name}] ask() takes questions as strings or dicts with "
-                    f"'id' and 'question', got {type(question).__name__}."
+                    Errors.ASK_BAD_QUESTION_TYPE.format(
+                        component=self.name, type_name=type(question).__name__
+                    )
                 )
         doc._.set(EXTENSION, asked)
         return self(doc)
@@ -301,7 +304,7 @@ class XLMRQuestionAnswerer(HeadPipe):
         self._check_settings()
 
     def add_label(self, label: str) -> int:
-        raise NotImplementedError(f"[{self.name}] Question answering has no labels.")
+        raise NotImplementedError(Errors.QA_NO_LABELS.format(component=self.name))
 
     def _build_head(self, keep: bool = False) -> None:
         build_head_module(

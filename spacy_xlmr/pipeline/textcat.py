@@ -18,6 +18,7 @@ from thinc.api import Config, Model
 from thinc.types import Floats2d
 
 from .. import hf
+from ..errors import Errors
 from ..heads.losses import binary_cross_entropy, soft_cross_entropy
 from ..heads.sequence_classification import HEAD_WEIGHT_PREFIXES, SequenceClassificationHead
 from ..heads.torch_head import build_head_module
@@ -111,7 +112,7 @@ class XLMRTextCategorizer(HeadPipe):
         scorer: Optional[Callable] = score_textcat,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {threshold}.")
+            raise ValueError(Errors.THRESHOLD_OUT_OF_RANGE.format(threshold=threshold))
         super().__init__(
             vocab, model, name, scorer=scorer,
             cfg={"exclusive_classes": exclusive_classes, "threshold": threshold},
@@ -214,9 +215,11 @@ class XLMRTextCategorizer(HeadPipe):
         if multi_label == self.cfg["exclusive_classes"]:
             wanted = "false" if multi_label else "true"
             raise ValueError(
-                f"[{self.name}] '{checkpoint}' is a "
-                f"{config.problem_type or 'single_label_classification'} model; "
-                f"set exclusive_classes = {wanted} for this component to import it."
+                Errors.PROBLEM_TYPE_MISMATCH.format(
+                    component=self.name, checkpoint=checkpoint,
+                    problem_type=config.problem_type or "single_label_classification",
+                    wanted=wanted,
+                )
             )
         return hf.checkpoint_labels(checkpoint, self.name)
 

@@ -8,6 +8,8 @@ from typing import Any, List, TypedDict
 
 from spacy.tokens import Doc
 
+from ..errors import Errors
+
 EXTENSION = "qa_questions"
 QUESTION_KEYS = ("id", "question", "answers", "is_impossible")
 
@@ -50,30 +52,26 @@ def _is_int(value: Any) -> bool:
 
 def _check_answer(answer: Any, text: str, where: str) -> None:
     if not isinstance(answer, dict) or set(answer) != {"text", "answer_start"}:
-        raise ValueError(
-            f"{where}: an answer must be a dict with exactly the keys 'text' and "
-            f"'answer_start', got {answer!r}"
-        )
+        raise ValueError(Errors.QA_ANSWER_NOT_A_DICT.format(where=where, answer=answer))
     answer_text, start = answer["text"], answer["answer_start"]
     if not isinstance(answer_text, str) or not answer_text.strip():
         raise ValueError(
-            f"{where}: 'text' must be a non-empty string, got {answer_text!r}: "
-            "leave an answer out rather than giving an empty one"
+            Errors.QA_ANSWER_TEXT_EMPTY.format(where=where, answer_text=answer_text)
         )
     if not _is_int(start):
-        raise ValueError(f"{where}: 'answer_start' must be an integer, got {start!r}")
+        raise ValueError(Errors.QA_ANSWER_START_NOT_AN_INT.format(where=where, start=start))
     end = start + len(answer_text)
     if start < 0 or end > len(text):
         raise ValueError(
-            f"{where}: answer_start {start} + len(text) {len(answer_text)} is out of "
-            f"range for a doc.text of {len(text)} characters: 'answer_start' must be "
-            "the character offset of the answer in doc.text"
+            Errors.QA_ANSWER_OUT_OF_RANGE.format(
+                where=where, start=start, length=len(answer_text), text_length=len(text)
+            )
         )
     if text[start:end] != answer_text:
         raise ValueError(
-            f"{where}: doc.text[{start}:{end}] is {text[start:end]!r}, but 'text' is "
-            f"{answer_text!r}: 'answer_start' must be the character offset of the "
-            "answer in doc.text"
+            Errors.QA_ANSWER_TEXT_MISMATCH.format(
+                where=where, start=start, end=end, found=text[start:end], answer_text=answer_text
+            )
         )
 
 
@@ -87,47 +85,48 @@ def validate_questions(doc: Doc) -> None:
         return
     if not isinstance(questions, (list, tuple)):
         raise ValueError(
-            f"doc._.{EXTENSION} must be a list of question dicts or None, got "
-            f"{type(questions).__name__}: wrap the questions in a list"
+            Errors.QA_QUESTIONS_NOT_A_LIST.format(
+                extension=EXTENSION, type_name=type(questions).__name__
+            )
         )
     seen = set()
     for i, question in enumerate(questions):
         where = f"doc._.{EXTENSION}[{i}]"
         if not isinstance(question, dict):
             raise ValueError(
-                f"{where}: expected a dict with the keys {', '.join(QUESTION_KEYS)}, "
-                f"got {type(question).__name__}"
+                Errors.QA_QUESTION_NOT_A_DICT.format(
+                    where=where, keys=", ".join(QUESTION_KEYS), type_name=type(question).__name__
+                )
             )
         unknown = sorted(set(question) - set(QUESTION_KEYS), key=str)
         if unknown:
             raise ValueError(
-                f"{where}: unknown key(s) {unknown}; the keys are "
-                f"{', '.join(QUESTION_KEYS)}"
+                Errors.QA_QUESTION_UNKNOWN_KEYS.format(
+                    where=where, unknown=unknown, keys=", ".join(QUESTION_KEYS)
+                )
             )
         for key in ("id", "question"):
             value = question.get(key)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(
-                    f"{where}: {key!r} must be a non-empty string, got {value!r}"
+                    Errors.QA_QUESTION_FIELD_EMPTY.format(where=where, key=key, value=value)
                 )
         where = f"{where} (id {question['id']!r})"
         if question["id"] in seen:
-            raise ValueError(f"{where}: duplicate id: give every question its own id")
+            raise ValueError(Errors.QA_DUPLICATE_ID.format(where=where))
         seen.add(question["id"])
         answers = question.get("answers", [])
         if not isinstance(answers, (list, tuple)):
             raise ValueError(
-                f"{where}: 'answers' must be a list of answer dicts, got "
-                f"{type(answers).__name__}"
+                Errors.QA_ANSWERS_NOT_A_LIST.format(where=where, type_name=type(answers).__name__)
             )
         impossible = question.get("is_impossible", False)
         if not isinstance(impossible, bool):
-            raise ValueError(f"{where}: 'is_impossible' must be a bool, got {impossible!r}")
-        if impossible and answers:
             raise ValueError(
-                f"{where}: an unanswerable question has no answers: set 'answers' "
-                "to [] or 'is_impossible' to False"
+                Errors.QA_IMPOSSIBLE_NOT_A_BOOL.format(where=where, impossible=impossible)
             )
+        if impossible and answers:
+            raise ValueError(Errors.QA_IMPOSSIBLE_WITH_ANSWERS.format(where=where))
         for j, answer in enumerate(answers):
             _check_answer(answer, doc.text, f"{where}, answers[{j}]")
 

@@ -9,6 +9,7 @@ import string
 from collections import Counter
 from typing import Dict, Iterable, List, Tuple
 
+from ..errors import Errors
 from .data import Question
 
 # (exact match, F1) of one question
@@ -96,7 +97,7 @@ def score_squad(
     for question in questions:
         qid = question["id"]
         if qid in seen:
-            raise ValueError(f"duplicate question id {qid!r}")
+            raise ValueError(Errors.QA_METRICS_DUPLICATE_ID.format(qid=qid))
         seen.add(qid)
         answers = question.get("answers", [])
         gold = [
@@ -114,7 +115,7 @@ def score_squad(
         f1 = max(_f1(predicted, tokens) for tokens in gold)
         scores[bool(answers)].append((exact, f1))
     if not seen:
-        raise ValueError("no questions to score")
+        raise ValueError(Errors.QA_METRICS_NO_QUESTIONS)
     result = _mean_scores(scores[True] + scores[False])
     if scores[False]:
         for prefix, has_answers in (("HasAns_", True), ("NoAns_", False)):

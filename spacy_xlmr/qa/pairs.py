@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, List, Sequence, Tuple
 
 from thinc.types import Floats1d
 
+from ..errors import Errors
 from .data import Question
 
 if TYPE_CHECKING:
@@ -32,9 +33,7 @@ def overflow_starts(n_pieces: int, window_size: int, overlap: int) -> List[int]:
     pieces, until one reaches the end (the last may be shorter)."""
     if not 0 <= overlap < window_size:
         raise ValueError(
-            f"The overlap of context windows ({overlap} pieces) must be smaller "
-            f"than the room left for the context ({window_size} pieces): lower "
-            "doc_stride, or raise max_seq_len."
+            Errors.QA_OVERLAP_TOO_LARGE.format(overlap=overlap, window_size=window_size)
         )
     starts = [0]
     while starts[-1] + window_size < n_pieces:
@@ -148,9 +147,9 @@ def pair_windows(
     room = max_seq_len - len(question_ids) - N_PAIR_SPECIAL_TOKENS
     if room < 1:
         raise ValueError(
-            f"A question of {len(question_ids)} pieces leaves no room for the "
-            f"context in max_seq_len = {max_seq_len}: raise max_seq_len or "
-            "lower max_question_len."
+            Errors.QA_QUESTION_TOO_LONG.format(
+                n_pieces=len(question_ids), max_seq_len=max_seq_len
+            )
         )
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     head = [cls, *question_ids, sep, sep]

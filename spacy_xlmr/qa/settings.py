@@ -7,6 +7,8 @@ leaves for the context. ``check_settings`` refuses others, naming the range.
 """
 from typing import Any, Callable, Dict, Optional
 
+from ..errors import Errors
+
 # The most positions XLM-R checkpoints take (before the encoder is loaded).
 XLMR_POSITIONS = 512
 SETTINGS = ("top_k", "max_answer_len", "max_question_len", "max_seq_len", "doc_stride")
@@ -23,14 +25,13 @@ def check_settings(
         value = settings[option]
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(
-                f"[{name}] {option} = {value!r} is not an integer: set "
-                f"{option} to a whole number of pieces (or answers, for top_k)."
+                Errors.QA_SETTING_NOT_AN_INT.format(component=name, option=option, value=value)
             )
     for option in ("top_k", "max_answer_len", "max_question_len"):
         value = settings[option]
         if value < 1:
             raise ValueError(
-                f"[{name}] {option} = {value} is out of range: set {option} >= 1."
+                Errors.QA_SETTING_BELOW_ONE.format(component=name, option=option, value=value)
             )
     max_question_len = settings["max_question_len"]
     max_seq_len = settings["max_seq_len"]
@@ -42,10 +43,12 @@ def check_settings(
     most = limit or XLMR_POSITIONS
     if shortest > most and (limit is not None or max_seq_len < shortest):
         raise ValueError(
-            f"[{name}] max_question_len = {max_question_len} is out of "
-            f"range: set 1 <= max_question_len <= {most - 5}, so that a question "
-            f"leaves the context at least 1 of the {most} positions the encoder "
-            "takes (4 go to <s> and </s>)."
+            Errors.QA_MAX_QUESTION_LEN_OUT_OF_RANGE.format(
+                component=name,
+                max_question_len=max_question_len,
+                highest=most - 5,
+                positions=most,
+            )
         )
     if max_seq_len < shortest or (limit is not None and max_seq_len > limit):
         allowed = (
@@ -54,10 +57,13 @@ def check_settings(
         )
         takes = f"{limit or XLMR_POSITIONS} positions" + ("" if limit else " (XLM-R)")
         raise ValueError(
-            f"[{name}] max_seq_len = {max_seq_len} is out of range: set "
-            f"{allowed}. The encoder takes at most {takes}; 4 positions go to "
-            f"<s> and </s>, and a question of max_question_len = "
-            f"{max_question_len} pieces must leave the context at least 1."
+            Errors.QA_MAX_SEQ_LEN_OUT_OF_RANGE.format(
+                component=name,
+                max_seq_len=max_seq_len,
+                allowed=allowed,
+                takes=takes,
+                max_question_len=max_question_len,
+            )
         )
     # The room the longest question leaves for the context, which
     # doc_stride overlaps.
@@ -71,10 +77,12 @@ def check_settings(
             if longest <= (limit or XLMR_POSITIONS):
                 fixes.append(f"max_seq_len >= {longest}")
         raise ValueError(
-            f"[{name}] doc_stride = {doc_stride} is out of range: the "
-            "overlap of context windows must be at least 0 and smaller than the "
-            f"room a question of max_question_len = {max_question_len} "
-            f"pieces leaves for the context in max_seq_len = {max_seq_len} "
-            f"positions ({context_room}; 4 positions go to <s> and </s>). "
-            f"Set {'; or '.join(fixes)}."
+            Errors.QA_DOC_STRIDE_OUT_OF_RANGE.format(
+                component=name,
+                doc_stride=doc_stride,
+                max_question_len=max_question_len,
+                max_seq_len=max_seq_len,
+                context_room=context_room,
+                fixes="; or ".join(fixes),
+            )
         )

@@ -30,6 +30,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
 from thinc.api import Config
 
+from ..errors import Errors
 from ..qa.data import EXTENSION as QUESTIONS, validate_questions
 
 if TYPE_CHECKING:
@@ -85,11 +86,7 @@ def pipeline_path(pipeline: str) -> Path:
         package = spacy.util.get_package_path(pipeline)
         path = next((p.parent for p in package.glob("*/config.cfg")), package)
     if not (path / "config.cfg").exists():
-        raise ValueError(
-            f"Can't find a spaCy pipeline at '{pipeline}': pass a directory written by "
-            "nlp.to_disk() or spacy train (it has a config.cfg) or the name of an "
-            "installed pipeline package."
-        )
+        raise ValueError(Errors.NO_PIPELINE_AT.format(pipeline=pipeline))
     return path
 
 
@@ -153,17 +150,16 @@ def normalize_questions(value: Any) -> List[Dict[str, str]]:
     try:
         items = list(value)
     except TypeError:
-        raise ValueError(f"questions must be a list, got {type(value).__name__}") from None
+        raise ValueError(
+            Errors.QUESTIONS_NOT_A_LIST.format(type_name=type(value).__name__)
+        ) from None
     questions = []
     for i, item in enumerate(items):
         if isinstance(item, str):
             item = {"id": f"q{i}", "question": item}
         if not (isinstance(item, Mapping) and isinstance(item.get("id"), str)
                 and isinstance(item.get("question"), str)):
-            raise ValueError(
-                f"questions[{i}] must be a string or a dict with string 'id' and "
-                f"'question', got {item!r}"
-            )
+            raise ValueError(Errors.BAD_QUESTION.format(i=i, item=item))
         questions.append({"id": item["id"], "question": item["question"]})
     return questions
 
@@ -299,13 +295,13 @@ class Annotator:
             records = _dict_records(batch)
         else:
             raise TypeError(
-                f"Annotator takes a pyarrow Table, a pandas DataFrame or a dict of columns, "
-                f"got {type(batch).__name__}"
+                Errors.ANNOTATE_BAD_INPUT_FORMAT.format(type_name=type(batch).__name__)
             )
         if records and self.text_key not in records[0]:
             raise ValueError(
-                f"The batch has no column '{self.text_key}' (columns: "
-                f"{', '.join(map(str, records[0]))}): pass text_key= with the text column"
+                Errors.NO_TEXT_COLUMN.format(
+                    text_key=self.text_key, columns=", ".join(map(str, records[0]))
+                )
             )
         rows = self.annotate(records)
         if kind == "pyarrow":

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 import spacy
 from tqdm import tqdm
 
+from ..errors import Errors
 from .annotate import Annotator, Row, arrow_schema, pipeline_columns, pipeline_path
 from .corpus_io import (
     Position, ShardedOutput, check_inputs, input_files, read_records, scan, shards,
@@ -57,9 +58,9 @@ def apply(
     ``output`` (see ``spacy-xlmr apply --help``); shards finished by an
     earlier run with the same input and options are kept."""
     if engine not in ENGINES:
-        raise ValueError(f"Unknown engine '{engine}': use {' or '.join(ENGINES)}")
+        raise ValueError(Errors.UNKNOWN_ENGINE.format(engine=engine, choices=" or ".join(ENGINES)))
     if shard_size < 1 or batch_size < 1 or workers < 1:
-        raise ValueError("shard_size, batch_size and workers must be at least 1")
+        raise ValueError(Errors.APPLY_SIZES_TOO_SMALL)
     files = input_files(input_spec)
     check_inputs(files, text_key)
     path = pipeline_path(pipeline)
@@ -149,10 +150,7 @@ def init_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> b
         try:
             socket.create_connection(host_port, timeout=10).close()
         except OSError as err:
-            raise ValueError(
-                f"No Ray cluster at {target} ({err}): start one with `ray start --head` "
-                "or pass the address of its head node"
-            ) from None
+            raise ValueError(Errors.NO_RAY_CLUSTER.format(target=target, error=err)) from None
     import ray
 
     if ray.is_initialized():
@@ -226,7 +224,7 @@ def _run_ray(
             if len(annotated) != shard.rows or any(
                 r.pop(SHARD_COLUMN) != shard.index for r in annotated
             ):
-                raise RuntimeError(f"Ray Data returned shard {shard.index}'s rows out of order")
+                raise RuntimeError(Errors.RAY_ROWS_OUT_OF_ORDER.format(shard=shard.index))
             yield shard.index, annotated
     finally:
         context.execution_options.preserve_order = preserve_order
@@ -262,8 +260,9 @@ class ShardAnnotator:
             ))
             if len(records) != item["rows"]:
                 raise RuntimeError(
-                    f"Shard {item['shard']}: {len(records)} input rows, not {item['rows']}: "
-                    "the input changed during the job"
+                    Errors.INPUT_CHANGED.format(
+                        shard=item["shard"], n_read=len(records), n_rows=item["rows"]
+                    )
                 )
             table = pa.Table.from_pylist(self.annotator.annotate(records), schema=self.schema)
             tables.append(table.append_column(

@@ -18,6 +18,7 @@ from thinc.api import Model, PyTorchShim, torch2xp, xp2torch
 from thinc.types import FloatsXd
 
 from ..encoder.torch_module import shim_grad_scaler, shim_module
+from ..errors import Errors
 
 # Bucket size of the flattened collectives (PyTorch DDP's default).
 BUCKET_BYTES = 25 * 2**20
@@ -283,4 +284,4 @@ def check_same_on_all_ranks(what: str, value: Any, device: torch.device, fix: st
     differing = [rank for rank, other in enumerate(gathered) if not torch.equal(other, gathered[0])]
     if differing:
         ranks = ", ".join(str(rank) for rank in differing)
-        raise RuntimeError(f"Rank(s) {ranks} have other {what} than rank 0. {fix}")
+        raise RuntimeError(Errors.RANKS_DIFFER.format(ranks=ranks, what=what, fix=fix))

@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 from spacy.tokens import DocBin
 
+from ..errors import Errors
 from .annotate import Row, arrow_schema, has_lone_surrogates, normalize_questions, text_error
 
 INPUT_SUFFIXES = (".jsonl", ".txt", ".parquet")
@@ -43,11 +44,14 @@ def input_files(spec: str) -> List[Path]:
     unknown = [str(p) for p in files if p.suffix not in INPUT_SUFFIXES]
     if unknown:
         raise ValueError(
-            f"Can't read {', '.join(unknown)}: input files must end in "
-            f"{', '.join(INPUT_SUFFIXES)}"
+            Errors.UNKNOWN_INPUT_SUFFIX.format(
+                paths=", ".join(unknown), suffixes=", ".join(INPUT_SUFFIXES)
+            )
         )
     if not files:
-        raise ValueError(f"No {', '.join(INPUT_SUFFIXES)} files at '{spec}'")
+        raise ValueError(
+            Errors.NO_INPUT_FILES.format(suffixes=", ".join(INPUT_SUFFIXES), spec=spec)
+        )
     return files
 
 
@@ -172,8 +176,9 @@ def _check_text_key(path: Path, text_key: str) -> None:
         return
     if text_key not in names:
         raise ValueError(
-            f"{path}: no '{text_key}' in the first row (it has {', '.join(names) or 'none'}): "
-            "pass --text-key with the name of the text field"
+            Errors.NO_TEXT_KEY.format(
+                path=path, text_key=text_key, names=", ".join(names) or "none"
+            )
         )
 
 
@@ -259,11 +264,12 @@ class ShardedOutput:
         self.single = output.suffix in tuple(f".{f}" for f in FORMATS)
         self.format = output.suffix[1:] if self.single else (fmt or "jsonl")
         if self.format not in FORMATS:
-            raise ValueError(f"Unknown output format '{self.format}': use {', '.join(FORMATS)}")
+            raise ValueError(
+                Errors.UNKNOWN_OUTPUT_FORMAT.format(format=self.format, choices=", ".join(FORMATS))
+            )
         if self.single and fmt not in (None, self.format):
             raise ValueError(
-                f"OUTPUT {output} is a .{self.format} file but the format is {fmt}: "
-                "drop --format or change the file name"
+                Errors.OUTPUT_SUFFIX_CONFLICT.format(output=output, format=self.format, fmt=fmt)
             )
         self.output = output
         self.directory = output.with_name(f".{output.name}.shards") if self.single else output
@@ -278,15 +284,14 @@ class ShardedOutput:
             differ = sorted(k for k in {*found, *identity} if found.get(k) != identity.get(k))
             if differ:
                 raise ValueError(
-                    f"{self.directory} holds the shards of another job (different "
-                    f"{', '.join(differ)}): write to a new OUTPUT or delete "
-                    f"{self.directory} to start over"
+                    Errors.SHARDS_OF_OTHER_JOB.format(
+                        directory=self.directory, differ=", ".join(differ)
+                    )
                 )
             return
         if self.directory.exists() and any(self.directory.iterdir()):
             raise ValueError(
-                f"{self.directory} exists and isn't the output of spacy-xlmr apply (no "
-                f"{MANIFEST}): write to a new OUTPUT or empty the directory"
+                Errors.NOT_APPLY_OUTPUT.format(directory=self.directory, manifest=MANIFEST)
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         _write_atomic(manifest, json.dumps(identity, indent=2).encode("utf8"))

@@ -21,6 +21,7 @@ from spacy.cli._util import setup_gpu, show_validation_error
 from spacy.training.initialize import init_nlp
 from wasabi import Printer
 
+from ..errors import Errors
 from .loop import Ranks, train
 
 # How long a rank waits for the others in a collective (rendezvous, a step,
@@ -47,9 +48,9 @@ def join_process_group(
         n_gpus = torch.cuda.device_count()
         if local_rank >= n_gpus:
             raise RuntimeError(
-                f"Local rank {local_rank} has no GPU: this machine has {n_gpus} visible "
-                f"GPU(s). Start at most {n_gpus} processes per node (torchrun "
-                f"--nproc-per-node {max(n_gpus, 1)}), or train on CPU without --gpu-id."
+                Errors.NO_GPU_FOR_RANK.format(
+                    local_rank=local_rank, n_gpus=n_gpus, n_procs=max(n_gpus, 1)
+                )
             )
         gpu_id = local_rank
         torch.cuda.set_device(gpu_id)
@@ -60,10 +61,10 @@ def join_process_group(
         except Exception as err:
             address = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
             raise RuntimeError(
-                f"Rank {os.environ.get('RANK', '?')} could not join the process group at "
-                f"{address} ({backend}): {err}. Check that every node can reach that "
-                "address (torchrun --rdzv-endpoint / --master-addr) and that all "
-                "ranks were started."
+                Errors.CANT_JOIN_PROCESS_GROUP.format(
+                    rank=os.environ.get("RANK", "?"), address=address, backend=backend,
+                    error=err,
+                )
             ) from err
     device = torch.device("cuda", gpu_id) if gpu_id >= 0 else torch.device("cpu")
     return Ranks(dist.get_rank(), dist.get_world_size(), device, gpu_id)
