@@ -18,10 +18,9 @@ is resolved.
 """
 import os
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 from typing import (
-    TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast,
+    TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast,
 )
 
 import numpy
@@ -57,6 +56,7 @@ from .module import (
     serialize_module,
 )
 from .precision import check_precision, clear_inference_cache, predict_hidden
+from .torch_module import gradients_set_aside
 from .windows import (
     EncodedDoc,
     Span,
@@ -382,34 +382,12 @@ def encode_windows(
                 if d_window is not None:
                     d_batch[row, : len(windows[window_i])] = d_window
             if model.attrs["mixed_precision"]:
-                with _gradients_set_aside(get_transformer(model)):
+                with gradients_set_aside(get_transformer(model)):
                     backprop_batch(d_batch)
             else:
                 backprop_batch(d_batch)
 
     return cast(List[Floats2d], outputs), backprop  # every window is in a batch
-
-
-@contextmanager
-def _gradients_set_aside(module: "torch.nn.Module") -> Iterator[None]:
-    """Run a backward pass with the gradients of earlier passes set aside,
-    and add them back after it. With loss scaling on (mixed precision), thinc's
-    ``PyTorchShim`` unscales every gradient of the model after each backward
-    pass: those left by earlier passes before the same optimizer step (another
-    batch of windows, another head, gradient accumulation) are already
-    unscaled and would be divided by the scale again."""
-    earlier = {}
-    for param in module.parameters():
-        if param.grad is not None:
-            earlier[param] = param.grad
-            param.grad = None
-    try:
-        yield
-    finally:
-        for param, grad in earlier.items():
-            if param.grad is not None:
-                grad += param.grad
-            param.grad = grad
 
 
 def _wordpieces(pieces: DocPieces, spans: List[Span], model: EncoderModel) -> WordpieceBatch:
