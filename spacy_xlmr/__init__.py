@@ -4,7 +4,7 @@ Factories and architectures are registered through entry points (see
 pyproject.toml), so ``spacy.blank("xx").add_pipe("xlmr_ner")`` works without
 importing this package.
 """
-from .errors import DamagedPipelineError
+from .errors import CheckpointError, DamagedPipelineError
 from .extensions import install_extensions
 from .pipeline.ner import XLMRNER
 from .pipeline.transformer import XLMRTransformer
@@ -13,4 +13,4 @@ from .storage import save_pipeline
 install_extensions()
 
 __version__ = "0.1.0"
-__all__ = ["DamagedPipelineError", "XLMRNER", "XLMRTransformer", "save_pipeline"]
+__all__ = ["CheckpointError", "DamagedPipelineError", "XLMRNER", "XLMRTransformer", "save_pipeline"]

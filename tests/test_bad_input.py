@@ -3,9 +3,8 @@ the problem and the fix."""
 import pytest
 import spacy
 
-from spacy_xlmr.hf import CheckpointError
+from spacy_xlmr.errors import CheckpointError, DamagedPipelineError
 from spacy_xlmr.load import from_huggingface
-from spacy_xlmr.storage import DamagedPipelineError
 
 from .util import make_nlp
 

@@ -59,8 +59,9 @@ import torch
 
 import spacy_xlmr
 
+from spacy_xlmr.errors import DamagedPipelineError
 from spacy_xlmr.heads.torch_head import get_head_module
-from spacy_xlmr.storage import DamagedPipelineError, save_pipeline
+from spacy_xlmr.storage import save_pipeline
 
 from .scale.util import save_multi_head_pipeline
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from spacy_xlmr.hf import CheckpointError
+from spacy_xlmr.errors import CheckpointError
 from spacy_xlmr.load import from_huggingface
 
 

@@ -271,7 +271,7 @@ def test_a_pickle_planted_in_a_components_own_encoder_is_not_run(replaced, tmp_p
 
     import srsly
 
-    from spacy_xlmr.storage import DamagedPipelineError
+    from spacy_xlmr.errors import DamagedPipelineError
 
     from .test_safe_loading import _Exploit
 

@@ -7,7 +7,7 @@ import spacy
 import torch
 
 from spacy_xlmr import hf
-from spacy_xlmr.storage import DamagedPipelineError
+from spacy_xlmr.errors import DamagedPipelineError
 
 from .util import make_nlp
 

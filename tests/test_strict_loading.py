@@ -4,8 +4,8 @@ import pytest
 import spacy
 from safetensors.torch import load_file, save_file
 
-from spacy_xlmr.hf import CheckpointError, load_encoder
-from spacy_xlmr.storage import DamagedPipelineError
+from spacy_xlmr.errors import CheckpointError, DamagedPipelineError
+from spacy_xlmr.hf import load_encoder
 
 from .util import make_nlp
 
