@@ -4,7 +4,14 @@ Ray engine with 2 workers x 1 thread and 1 worker x 2 threads; the engines'
 overhead over plain `nlp.pipe`; peak RSS of this process and of each Ray
 worker (ru_maxrss of an actor annotating the same docs).
 
-    python benchmarks/apply_speed.py --docs 1000 --output benchmarks/output/apply_speed.json
+Each run is timed end to end at every corpus size of ``--docs`` (e.g.
+``500,2000``). With two sizes or more, a least-squares line through
+(docs, seconds) splits each run into its start-up (the intercept: loading the
+pipeline, starting actors, scanning and writing) and its steady throughput
+(the slope's inverse, in docs/s), so engines can be compared apart from
+their fixed cost.
+
+    python benchmarks/apply_speed.py --docs 500,2000 --output benchmarks/output/apply_speed.json
 """
 import argparse
 import json
@@ -13,13 +20,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # local Ray on 127.0.0.1
 
 from lib.corpora import ntrex_files  # noqa: E402
 from lib.memory import ru_maxrss_mb  # noqa: E402
+
+PLAIN = "nlp.pipe, 2 threads"
+ENGINES: Dict[str, Dict[str, Any]] = {
+    "apply local, 2 threads": {"engine": "local", "threads": 2},
+    "apply ray, 2 workers x 1 thread": {"engine": "ray", "workers": 2, "threads": 1},
+    "apply ray, 1 worker x 2 threads": {"engine": "ray", "workers": 1, "threads": 2},
+}
 
 
 def sentences(n: int) -> List[str]:
@@ -58,62 +72,93 @@ class WorkerProbe:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def fit_line(points: List[Tuple[int, float]]) -> Tuple[float, float]:
+    """``(start-up seconds, seconds per doc)``: the least-squares line
+    through ``(docs, seconds)`` points of one run."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum(
+        (x - mean_x) ** 2 for x, _ in points)
+    return mean_y - slope * mean_x, slope
+
+
+def time_plain(pipeline: str, texts: List[str], batch_size: int) -> float:
+    """Seconds of plain ``nlp.pipe`` over ``texts`` (pipeline loaded before)."""
+    import spacy
+    import torch
+
+    torch.set_num_threads(2)
+    nlp = spacy.load(pipeline)
+    list(nlp.pipe(texts[:16]))  # warm-up
+    start = time.perf_counter()
+    for doc in nlp.pipe(texts, batch_size=batch_size):
+        doc._.trf_data = None
+    return time.perf_counter() - start
+
+
+def time_engines(pipeline: str, texts: List[str], tmp_path: Path,
+                 batch_size: int) -> Dict[str, float]:
+    """End-to-end seconds of each engine of ``apply`` on ``texts``."""
+    from spacy_xlmr.scale.apply import apply
+
+    source = tmp_path / f"in-{len(texts)}.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    seconds: Dict[str, float] = {}
+    for i, (name, options) in enumerate(ENGINES.items()):
+        start = time.perf_counter()
+        apply(pipeline, str(source), tmp_path / f"out-{len(texts)}-{i}.jsonl",
+              batch_size=batch_size, shard_size=250, progress=False, **options)
+        seconds[name] = time.perf_counter() - start
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--docs", default="1000",
+                        help="corpus sizes, comma-separated (two or more to fit start-up)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     import torch
 
-    from spacy_xlmr.scale.apply import apply, init_ray
+    from spacy_xlmr.scale.apply import init_ray
 
-    texts = sentences(args.docs)
-    words = sum(len(t.split()) for t in texts)
-    results: Dict[str, Any] = {"docs": len(texts), "words": words, "cpus": os.cpu_count(),
+    sizes = sorted(int(n) for n in args.docs.split(","))
+    results: Dict[str, Any] = {"docs": sizes, "cpus": os.cpu_count(),
                                "torch": torch.__version__, "runs": {}}
+    timings: Dict[int, Dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         pipeline = str(build_pipeline(tmp_path))
-        source = tmp_path / "in.jsonl"
-        source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-
-        import spacy
-
-        torch.set_num_threads(2)
-        nlp = spacy.load(pipeline)
-        list(nlp.pipe(texts[:16]))  # warm-up
-        start = time.perf_counter()
-        for doc in nlp.pipe(texts, batch_size=args.batch_size):
-            doc._.trf_data = None
-        results["runs"]["nlp.pipe, 2 threads"] = time.perf_counter() - start
-        del nlp
-
-        runs = {
-            "apply local, 2 threads": {"engine": "local", "threads": 2},
-            "apply ray, 2 workers x 1 thread": {"engine": "ray", "workers": 2, "threads": 1},
-            "apply ray, 1 worker x 2 threads": {"engine": "ray", "workers": 1, "threads": 2},
-        }
+        for n in sizes:  # before Ray starts its processes
+            timings[n] = {PLAIN: time_plain(pipeline, sentences(n), args.batch_size)}
         init_ray(num_cpus=os.cpu_count())
         import ray
 
-        for name, options in runs.items():
-            start = time.perf_counter()
-            apply(pipeline, str(source), tmp_path / f"{len(results['runs'])}.jsonl",
-                  batch_size=args.batch_size, shard_size=250, progress=False, **options)
-            results["runs"][name] = time.perf_counter() - start
+        for n in sizes:
+            timings[n].update(time_engines(pipeline, sentences(n), tmp_path, args.batch_size))
         probe = ray.remote(num_cpus=1)(WorkerProbe).remote()
         results["ray_worker_peak_rss_mb"] = round(
-            ray.get(probe.run.remote(pipeline, texts, args.batch_size)), 1)
+            ray.get(probe.run.remote(pipeline, sentences(sizes[-1]), args.batch_size)), 1)
         ray.shutdown()
-    base = results["runs"]["nlp.pipe, 2 threads"]
-    for name, seconds in list(results["runs"].items()):
-        results["runs"][name] = {
-            "seconds": round(seconds, 2), "docs_per_s": round(len(texts) / seconds, 1),
+    for n in sizes:
+        words = sum(len(t.split()) for t in sentences(n))
+        base = timings[n][PLAIN]
+        results["runs"][str(n)] = {name: {
+            "seconds": round(seconds, 2), "docs_per_s": round(n / seconds, 1),
             "words_per_s": round(words / seconds, 1),
             "overhead_vs_nlp_pipe": round(seconds / base - 1, 3),
-        }
-    results["driver_peak_rss_mb"] = round(ru_maxrss_mb(), 1)  # includes the nlp.pipe run
+        } for name, seconds in timings[n].items()}
+    if len(sizes) > 1:
+        fits = {name: fit_line([(n, timings[n][name]) for n in sizes])
+                for name in timings[sizes[0]]}
+        plain_rate = 1 / fits[PLAIN][1]
+        results["fit"] = {name: {
+            "start_up_s": round(start_up, 2), "steady_docs_per_s": round(1 / per_doc, 1),
+            "steady_vs_nlp_pipe": round(plain_rate * per_doc - 1, 3),
+        } for name, (start_up, per_doc) in fits.items()}
+    results["driver_peak_rss_mb"] = round(ru_maxrss_mb(), 1)  # includes the nlp.pipe runs
     results["gpu"] = "not measured (no GPU lent)"
     text = json.dumps(results, indent=2)
     print(text)
