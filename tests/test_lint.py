@@ -1,12 +1,14 @@
 """The linter and the type checker, as part of the test suite (their settings
 are in setup.cfg): flake8 over the code, tests, benchmarks and data scripts,
-mypy over the package."""
+mypy over the package; and the error texts: written in errors.py, each used,
+each formatted with exactly its fields."""
 import ast
 import importlib.util
+import string
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Set
 
 import pytest
 
@@ -69,3 +71,37 @@ def test_error_texts_live_in_errors_py():
     literal = [site for path in sorted(package.rglob("*.py")) if path.name != "errors.py"
                for site in _literal_texts(path)]
     assert not literal, f"write these texts in spacy_xlmr/errors.py: {literal}"
+
+
+def _template_fields(text: str) -> Set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def test_every_error_text_is_used_and_formatted_with_its_fields():
+    """Each ``Errors.X`` / ``Warnings.X`` of errors.py is used; a text with
+    fields is always formatted with exactly those, one without is never
+    formatted (a wrong field would raise KeyError in place of the error)."""
+    from spacy_xlmr.errors import Errors, Warnings
+
+    texts = {(cls.__name__, name): text for cls in (Errors, Warnings)
+             for name, text in vars(cls).items() if name.isupper()}
+    used, wrong = set(), []
+    for path in sorted((ROOT / "spacy_xlmr").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf8"))
+        formatted = {}
+        for node in ast.walk(tree):
+            func = node.func if isinstance(node, ast.Call) else None
+            if isinstance(func, ast.Attribute) and func.attr == "format":
+                formatted[id(func.value)] = node
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in ("Errors", "Warnings")):
+                continue
+            key = (node.value.id, node.attr)
+            used.add(key)
+            call = formatted.get(id(node))
+            given = {kw.arg for kw in call.keywords} if call else set()
+            if key not in texts or given != _template_fields(texts[key]):
+                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} {key[1]} {sorted(given)}")
+    assert not wrong, wrong
+    assert used == set(texts), sorted(set(texts) - used)
