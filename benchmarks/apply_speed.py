@@ -75,12 +75,10 @@ class WorkerProbe:
 def fit_line(points: List[Tuple[int, float]]) -> Tuple[float, float]:
     """``(start-up seconds, seconds per doc)``: the least-squares line
     through ``(docs, seconds)`` points of one run."""
-    n = len(points)
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum(
-        (x - mean_x) ** 2 for x, _ in points)
-    return mean_y - slope * mean_x, slope
+    import numpy
+
+    per_doc, start_up = numpy.polyfit([x for x, _ in points], [y for _, y in points], 1)
+    return float(start_up), float(per_doc)
 
 
 def time_plain(pipeline: str, texts: List[str], batch_size: int) -> float:
